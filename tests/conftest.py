@@ -1,0 +1,9 @@
+"""Test set-up: the repository root and the upstream layer on sys.path, as in any script here."""
+
+import os
+import sys
+
+_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _path in (_root, os.path.join(_root, 'third_party', 'stylegan3')):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
