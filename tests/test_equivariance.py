@@ -1,0 +1,100 @@
+"""Tests for metrics.equivariance: resampling helpers against analytic signals, and EQ-T/EQ-R on fresh generators."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import dnnlib
+from metrics import equivariance as eq
+from training import networks_stylegan2 as n2
+from training import networks_stylegan3 as n3
+
+#----------------------------------------------------------------------------
+
+def _sinusoids(size, shift=(0, 0), angle=0, seed=0, max_freq=0.3):
+    """A band-limited test image [1, 1, size, size]: random sinusoids up to max_freq cycles/pixel, sampled at
+    the pixel centres after moving the content by `shift` pixels and rotating it by `angle` about the centre."""
+    g = torch.Generator().manual_seed(seed)
+    freqs = torch.randn([32, 2], generator=g, dtype=torch.float64)
+    freqs = freqs / freqs.norm(dim=1, keepdim=True) * torch.rand([32, 1], generator=g, dtype=torch.float64) * max_freq
+    phases = torch.rand([32], generator=g, dtype=torch.float64) * 2 * np.pi
+    amps = torch.randn([32], generator=g, dtype=torch.float64) * 0.1
+    c = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    y, x = torch.meshgrid(c, c, indexing='ij')
+    x, y = x - shift[0], y - shift[1]
+    x, y = math.cos(angle) * x + math.sin(angle) * y, -math.sin(angle) * x + math.cos(angle) * y # inverse rotation
+    arg = freqs[:, 0, None, None] * x + freqs[:, 1, None, None] * y
+    img = (amps[:, None, None] * torch.sin(2 * np.pi * arg + phases[:, None, None])).sum(0)
+    return img[None, None].to(torch.float32)
+
+def _psnr(a, b, mask):
+    mse = float(((a - b).square() * mask).sum() / mask.sum())
+    return 20 * np.log10(2) - 10 * np.log10(mse)
+
+def _opts(G):
+    return dnnlib.EasyDict(G=G, G_kwargs={}, device=torch.device('cpu'), num_gpus=1, rank=0, progress=None)
+
+def _fresh_generator(cfg):
+    torch.manual_seed(0)
+    kwargs = dict(channel_base=512, channel_max=16)
+    if cfg == 'r':
+        kwargs.update(conv_kernel=1, use_radial_filters=True)
+    return n3.Generator(z_dim=32, c_dim=0, w_dim=32, img_resolution=64, img_channels=3, **kwargs)
+
+#----------------------------------------------------------------------------
+
+def test_integer_translation_moves_content_and_masks_the_gap():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    y, m = eq.apply_integer_translation(x, 0.25, -0.5) # one pixel right, two pixels up
+    assert torch.equal(y[0, 0, :2, 1:], x[0, 0, 2:, :3])
+    assert torch.equal(m[0, 0], torch.tensor([[0, 1, 1, 1], [0, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=torch.float32))
+    assert float((y * (1 - m)).abs().sum()) == 0
+
+def test_fractional_translation_matches_analytic_shift():
+    x = _sinusoids(64, max_freq=0.2)
+    y, m = eq.apply_fractional_translation(x, 3.4 / 64, -1.7 / 64)
+    assert _psnr(y, _sinusoids(64, shift=(3.4, -1.7), max_freq=0.2), m) > 55
+    assert 0.7 < float(m.mean()) < 0.85
+    y, m = eq.apply_fractional_translation(x, 2 / 64, 0) # integer shifts are exact
+    assert torch.allclose(y * m, eq.apply_integer_translation(x, 2 / 64, 0)[0] * m, atol=1e-6)
+
+def test_rotation_reference_matches_pseudo_rotated_analytic_rotation():
+    x = _sinusoids(64)
+    angle = 0.7
+    ref, ref_mask = eq.apply_fractional_rotation(x, angle)
+    exact = _sinusoids(64, angle=angle)
+    pseudo, pseudo_mask = eq.apply_fractional_pseudo_rotation(exact, angle)
+    mask = ref_mask * pseudo_mask
+    assert float(mask.mean()) > 0.3
+    assert _psnr(ref, pseudo, mask) > 45
+    wrong, _ = eq.apply_fractional_pseudo_rotation(_sinusoids(64, angle=-angle), angle)
+    assert _psnr(ref, wrong, mask) < 30
+
+def test_bandlimit_filter_has_unit_gain_and_rotates():
+    f0 = eq.construct_affine_bandlimit_filter(eq.rotation_matrix(0.0))
+    f1 = eq.construct_affine_bandlimit_filter(eq.rotation_matrix(0.3))
+    assert f0.shape[0] % 2 == 1 and float(f0.sum()) == pytest.approx(1, abs=1e-5)
+    assert torch.allclose(f0, f0.flip(0).flip(1)) and torch.allclose(f1, f1.flip(0).flip(1))
+    crop = (f1.shape[0] - f0.shape[0]) // 2 # the rotated window reaches further along the axes
+    assert crop > 0 and not torch.allclose(f1[crop:-crop, crop:-crop], f0, atol=1e-4)
+
+#----------------------------------------------------------------------------
+
+def test_fresh_stylegan3_t_is_translation_equivariant():
+    eqt_int, eqt_frac = eq.compute_equivariance_metrics(_opts(_fresh_generator('t')), num_samples=24, batch_size=8,
+        compute_eqt_int=True, compute_eqt_frac=True)
+    assert isinstance(eqt_int, float) and isinstance(eqt_frac, float)
+    assert eqt_int > 65 and eqt_frac > 65
+
+def test_eqr_runs_on_stylegan3_r():
+    eqr = eq.compute_equivariance_metrics(_opts(_fresh_generator('r')), num_samples=4, batch_size=4, compute_eqr=True)
+    assert isinstance(eqr, float) and math.isfinite(eqr)
+
+def test_equivariance_needs_a_stylegan3_generator():
+    G = n2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
+    with pytest.raises(ValueError, match='input.transform'):
+        eq.compute_equivariance_metrics(_opts(G), num_samples=4, batch_size=4, compute_eqt_int=True)
+
+#----------------------------------------------------------------------------
