@@ -1,0 +1,115 @@
+"""Tests for torch_utils.ops.filtered_lrelu against the plain composition, at every StyleGAN3 layer configuration."""
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+
+from torch_utils.ops import filtered_lrelu
+from tests import oracle_ops
+
+#----------------------------------------------------------------------------
+
+def _lowpass(taps):
+    return None if taps == 1 else torch.as_tensor(scipy.signal.firwin(taps, cutoff=0.3), dtype=torch.float32)
+
+def _radial(taps):
+    r = np.hypot(*np.meshgrid(np.arange(taps) - (taps - 1) / 2, np.arange(taps) - (taps - 1) / 2))
+    f = np.sinc(r / 3) * np.outer(np.kaiser(taps, 4), np.kaiser(taps, 4))
+    return torch.as_tensor(f / f.sum(), dtype=torch.float32)
+
+#----------------------------------------------------------------------------
+
+# (input size, up, down, up taps, down filter, padding): the layer types of stylegan3-t and stylegan3-r.
+_layers = {
+    'T_same_rate':   (20, 2, 2, 12, _lowpass(12), [9, 8, 9, 8]),
+    'T_up4':         (16, 4, 2, 24, _lowpass(12), [-6, -9, -6, -9]),
+    'T_last':        (30, 2, 2, 12, _lowpass(12), [-11, -12, -11, -12]),
+    'R_same_rate':   (10, 2, 2, 12, _radial(12), [11, 10, 11, 10]),
+    'R_up4':         (14, 4, 2, 24, _radial(12), [-2, -5, -2, -5]),
+    'R_last':        (28, 2, 2, 12, _lowpass(12), [-9, -10, -9, -10]),
+    'torgb':         (9, 1, 1, 1, None, [0, 0, 0, 0]),
+    'asymmetric':    (9, 2, 1, 12, _lowpass(1), [1, 2, 3, 4]),
+    'down_only':     (12, 1, 2, 1, _lowpass(12), np.array([3, 2, 4, 1])),
+}
+
+@pytest.mark.parametrize('slope,clamp,flip_filter', [(0.2, None, False), (0.2, 0.3, True), (1, None, True), (1, 0.3, False)])
+@pytest.mark.parametrize('layer', list(_layers))
+def test_filtered_lrelu_matches_plain_composition(layer, slope, clamp, flip_filter):
+    size, up, down, up_taps, fd, padding = _layers[layer]
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn([2, 3, size, size + 1], dtype=torch.float64, generator=gen)
+    b = torch.randn([3], dtype=torch.float64, generator=gen)
+    kwargs = dict(fu=_lowpass(up_taps), fd=fd, b=b, up=up, down=down, padding=padding, gain=1.3, slope=slope, clamp=clamp, flip_filter=flip_filter)
+    y = filtered_lrelu.filtered_lrelu(x, **kwargs)
+    ref = oracle_ops.filtered_lrelu_ref(x, **kwargs)
+    assert y.shape == ref.shape and y.dtype == x.dtype and y.is_contiguous()
+    assert torch.allclose(y, ref, rtol=1e-10, atol=1e-10)
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('layer', ['T_same_rate', 'T_up4', 'R_up4', 'R_last'])
+def test_filtered_lrelu_gradients_and_r1_term_match_plain_composition(layer):
+    size, up, down, up_taps, fd, padding = _layers[layer]
+    gen = torch.Generator().manual_seed(4)
+    x0 = torch.randn([2, 3, size, size], dtype=torch.float64, generator=gen)
+    b0 = torch.randn([3], dtype=torch.float64, generator=gen)
+    kwargs = dict(fu=_lowpass(up_taps), fd=fd, up=up, down=down, padding=padding, clamp=0.5)
+    results = []
+    for fn in (filtered_lrelu.filtered_lrelu, oracle_ops.filtered_lrelu_ref):
+        x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        y = fn(x, b=b, **kwargs)
+        gx, gb = torch.autograd.grad((y * y.detach().cos()).sum(), [x, b], create_graph=True)
+        r1x, r1b = torch.autograd.grad(gx.square().sum() + gb.square().sum(), [x, b])
+        results.append([gx, gb, r1x, r1b])
+    for ours, ref in zip(*results):
+        assert torch.allclose(ours, ref, rtol=1e-9, atol=1e-9)
+
+#----------------------------------------------------------------------------
+
+def test_filtered_lrelu_gradcheck_and_gradgradcheck_wrt_x_and_b():
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn([1, 2, 6, 7], dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn([2], dtype=torch.float64, generator=gen, requires_grad=True)
+    for fu, fd, up, down, padding in [(_lowpass(8), _lowpass(8), 2, 2, [5, 4, 5, 4]), (_lowpass(12), _radial(4), 4, 2, [-3, -2, -1, -4])]:
+        fn = lambda x, b: filtered_lrelu.filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=padding, clamp=0.8)
+        assert torch.autograd.gradcheck(fn, [x, b], fast_mode=True)
+        assert torch.autograd.gradgradcheck(fn, [x, b], fast_mode=True)
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_filtered_lrelu_half_precision_close_to_float32_and_keeps_dtype(dtype):
+    size, up, down, up_taps, fd, padding = _layers['T_up4']
+    x = torch.randn([2, 4, size, size])
+    b = torch.randn([4])
+    kwargs = dict(fu=_lowpass(up_taps), fd=fd, up=up, down=down, padding=padding, clamp=2.0)
+    ref = filtered_lrelu.filtered_lrelu(x, b=b, **kwargs)
+    y = filtered_lrelu.filtered_lrelu(x.to(dtype), b=b.to(dtype), **kwargs)
+    assert y.dtype == dtype
+    assert torch.allclose(y.float(), ref, atol=0.06, rtol=0.02)
+
+#----------------------------------------------------------------------------
+
+def test_filtered_lrelu_keeps_channels_last_layout():
+    size, up, down, up_taps, fd, padding = _layers['T_same_rate']
+    x = torch.randn([2, 8, size, size])
+    kwargs = dict(fu=_lowpass(up_taps), fd=fd, up=up, down=down, padding=padding)
+    y = filtered_lrelu.filtered_lrelu(x.contiguous(memory_format=torch.channels_last), **kwargs)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(y, filtered_lrelu.filtered_lrelu(x, **kwargs), atol=1e-5)
+
+#----------------------------------------------------------------------------
+
+def test_filtered_lrelu_rejects_bad_arguments():
+    x = torch.zeros([1, 2, 8, 8])
+    with pytest.raises(ValueError):
+        filtered_lrelu.filtered_lrelu(x, up=0)
+    with pytest.raises(ValueError):
+        filtered_lrelu.filtered_lrelu(x, b=torch.zeros([3]))
+    with pytest.raises(ValueError):
+        filtered_lrelu.filtered_lrelu(x, gain=0)
+    with pytest.raises(ValueError):
+        filtered_lrelu.filtered_lrelu(x, padding=[1, 2, 3])
+
+#----------------------------------------------------------------------------

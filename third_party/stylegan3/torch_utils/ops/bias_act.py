@@ -1,0 +1,116 @@
+"""Fused bias + activation + gain + clamp (StyleGAN2/3 layer epilogue) in plain PyTorch."""
+
+import math
+import torch
+import torch.nn.functional as F
+import dnnlib
+
+#----------------------------------------------------------------------------
+
+activation_funcs = {
+    'linear':   dnnlib.EasyDict(func=lambda x, **_: x,                            def_alpha=0,   def_gain=1,            cuda_idx=1, ref='',  has_2nd_grad=False),
+    'relu':     dnnlib.EasyDict(func=lambda x, **_: F.relu(x),                    def_alpha=0,   def_gain=math.sqrt(2), cuda_idx=2, ref='y', has_2nd_grad=False),
+    'lrelu':    dnnlib.EasyDict(func=lambda x, alpha, **_: F.leaky_relu(x, alpha), def_alpha=0.2, def_gain=math.sqrt(2), cuda_idx=3, ref='y', has_2nd_grad=False),
+    'tanh':     dnnlib.EasyDict(func=lambda x, **_: torch.tanh(x),                def_alpha=0,   def_gain=1,            cuda_idx=4, ref='y', has_2nd_grad=True),
+    'sigmoid':  dnnlib.EasyDict(func=lambda x, **_: torch.sigmoid(x),             def_alpha=0,   def_gain=1,            cuda_idx=5, ref='y', has_2nd_grad=True),
+    'elu':      dnnlib.EasyDict(func=lambda x, **_: F.elu(x),                     def_alpha=0,   def_gain=1,            cuda_idx=6, ref='y', has_2nd_grad=True),
+    'selu':     dnnlib.EasyDict(func=lambda x, **_: F.selu(x),                    def_alpha=0,   def_gain=1,            cuda_idx=7, ref='y', has_2nd_grad=True),
+    'softplus': dnnlib.EasyDict(func=lambda x, **_: F.softplus(x),                def_alpha=0,   def_gain=1,            cuda_idx=8, ref='y', has_2nd_grad=True),
+    'swish':    dnnlib.EasyDict(func=lambda x, **_: torch.sigmoid(x) * x,         def_alpha=0,   def_gain=math.sqrt(2), cuda_idx=9, ref='x', has_2nd_grad=True),
+}
+
+# Derivative of each activation, as a function of its output `y` (ref='y') or its input `x` (ref='x').
+# Written in differentiable ops, so the backward pass can itself be differentiated (R1 regularisation).
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_derivatives = {
+    'linear':   lambda y, alpha: torch.ones_like(y),
+    'relu':     lambda y, alpha: (y > 0).to(y.dtype),
+    'lrelu':    lambda y, alpha: torch.where(y > 0, torch.ones_like(y), torch.full_like(y, alpha)),
+    'tanh':     lambda y, alpha: 1 - y * y,
+    'sigmoid':  lambda y, alpha: y * (1 - y),
+    'elu':      lambda y, alpha: torch.where(y > 0, torch.ones_like(y), y + 1),
+    'selu':     lambda y, alpha: torch.where(y > 0, torch.full_like(y, _SELU_SCALE), y + _SELU_SCALE * _SELU_ALPHA),
+    'softplus': lambda y, alpha: 1 - torch.exp(-y),
+    'swish':    lambda x, alpha: torch.sigmoid(x) * (1 + x * (1 - torch.sigmoid(x))),
+}
+
+#----------------------------------------------------------------------------
+
+def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, impl='cuda'):
+    """Add bias `b` along dimension `dim`, apply activation `act`, scale by `gain`, clamp to [-clamp, clamp].
+
+    `alpha`/`gain` None take the activation's defaults. Gradients of any order w.r.t. x and b.
+    Every `impl` runs the same plain-PyTorch code: one autograd node that keeps only the tensor its
+    gradient needs (the output, or the input for swish).
+    """
+    if act not in activation_funcs:
+        raise ValueError(f'bias_act: unknown activation {act!r}; expected one of {sorted(activation_funcs)}')
+    if not isinstance(x, torch.Tensor):
+        raise ValueError('bias_act: x must be a tensor')
+    if clamp is not None and clamp < 0:
+        raise ValueError(f'bias_act: clamp must be None or >= 0, got {clamp}')
+    spec = activation_funcs[act]
+    alpha = float(alpha if alpha is not None else spec.def_alpha)
+    gain = float(gain if gain is not None else spec.def_gain)
+    clamp = float(clamp if clamp is not None else -1)
+    if b is not None:
+        if not isinstance(b, torch.Tensor) or b.ndim != 1 or not (0 <= dim < x.ndim) or b.shape[0] != x.shape[dim]:
+            raise ValueError(f'bias_act: b must be 1-D with length x.shape[{dim}]')
+        b = b.to(x.dtype)
+    if act == 'linear' and b is None and gain == 1 and clamp < 0:
+        return x
+    return _BiasAct.apply(x, b, dim, act, alpha, gain, clamp)
+
+#----------------------------------------------------------------------------
+
+class _BiasAct(torch.autograd.Function):
+    """y = clamp(act(x + b) * gain); the backward is built from differentiable ops."""
+
+    @staticmethod
+    def forward(ctx, x, b, dim, act, alpha, gain, clamp):
+        spec = activation_funcs[act]
+        y = x + _broadcast(b, x, dim) if b is not None else x
+        y = spec.func(y, alpha=alpha)
+        if y is x:
+            y = x.clone()
+        if gain != 1:
+            y.mul_(gain)
+        if clamp >= 0:
+            y.clamp_(-clamp, clamp)
+        ctx.config = (dim, act, alpha, gain, clamp)
+        if spec.ref == 'x':
+            ctx.save_for_backward(x, b)
+        elif spec.ref == 'y' or clamp >= 0:
+            ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        dim, act, alpha, gain, clamp = ctx.config
+        ref = activation_funcs[act].ref
+        saved = ctx.saved_tensors
+        if ref == 'x':
+            x, b = saved
+            t = x + _broadcast(b, x, dim) if b is not None else x
+            dt = dy * (_derivatives[act](t, alpha) * gain)
+            y = activation_funcs[act].func(t.detach(), alpha=alpha) * gain if clamp >= 0 else None
+        else:
+            y = saved[0] if saved else None
+            dt = dy * gain
+            if ref == 'y':
+                dt = dt * _derivatives[act](y / gain if gain != 1 else y, alpha)
+        if clamp >= 0:
+            dt = dt * (y.detach().abs() < clamp).to(dt.dtype)
+        db = None
+        if ctx.needs_input_grad[1]:
+            db = dt.sum([i for i in range(dt.ndim) if i != dim])
+        return dt, db, None, None, None, None, None
+
+#----------------------------------------------------------------------------
+
+def _broadcast(b, x, dim):
+    """View the 1-D bias so that it broadcasts along `dim` of x."""
+    return b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""Filtered leaky ReLU of Alias-Free GAN (StyleGAN3): upsample, lrelu, clamp, downsample in plain PyTorch."""
+
+import math
+import numbers
+import torch
+import torch.nn.functional as F
+
+from . import upfirdn2d
+
+#----------------------------------------------------------------------------
+
+def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2, clamp=None, flip_filter=False, impl='cuda'):
+    """Bias -> upsample (fu, gain up**2) -> pad -> lrelu * gain -> clamp -> downsample (fd), per channel.
+
+    x: [N, C, H, W]; fu/fd: float32 1-D (separable), 2-D or None; b: [C] or None. Padding is w.r.t. the
+    upsampled image. Output width (W*up + px0 + px1 - (fu_w-1) - (fd_w-1) + (down-1)) // down.
+    Every `impl` runs the same plain-PyTorch code: polyphase upsampling, strided downsampling, the
+    activation gain folded into the upsampling filter. Gradients of any order w.r.t. x and b.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError('filtered_lrelu: x must be a 4-D [N, C, H, W] tensor')
+    if not (isinstance(up, numbers.Integral) and up >= 1 and isinstance(down, numbers.Integral) and down >= 1):
+        raise ValueError(f'filtered_lrelu: up and down must be ints >= 1, got up={up!r}, down={down!r}')
+    up, down = int(up), int(down)
+    if not gain > 0 or not slope >= 0 or (clamp is not None and not clamp >= 0):
+        raise ValueError(f'filtered_lrelu: need gain > 0, slope >= 0, clamp None or >= 0; got {gain}, {slope}, {clamp}')
+    px0, px1, py0, py1 = upfirdn2d._parse_padding(padding)
+    fu_w, fu_h = upfirdn2d._get_filter_size(fu)
+    fd_w, fd_h = upfirdn2d._get_filter_size(fd)
+    if b is not None and (not isinstance(b, torch.Tensor) or b.shape != (x.shape[1],)):
+        raise ValueError('filtered_lrelu: b must be a [C] tensor')
+
+    # Trim upsampled samples that no output depends on (the ragged end left by the decimation).
+    W_out = (x.shape[3] * up + px0 + px1 - (fu_w - 1) - (fd_w - 1) + (down - 1)) // down
+    H_out = (x.shape[2] * up + py0 + py1 - (fu_h - 1) - (fd_h - 1) + (down - 1)) // down
+    px1 -= (x.shape[3] * up + px0 + px1 - (fu_w - 1)) - ((W_out - 1) * down + fd_w)
+    py1 -= (x.shape[2] * up + py0 + py1 - (fu_h - 1)) - ((H_out - 1) * down + fd_h)
+
+    x, restore = upfirdn2d._fast_layout(x)
+    x_in = x
+    if b is not None:  # Added once, on the small input of the first stage.
+        x = x + b.to(x.dtype).reshape([1, -1, 1, 1])
+    # lrelu(g * v) = g * lrelu(v) for g > 0: the gain rides along with the upsampling filter's up**2.
+    x = upfirdn2d._upfirdn2d(x, fu, (up, up), (1, 1), (py0, py1, px0, px1), flip_filter, gain=up ** 2 * gain)
+    if slope != 1 or clamp is not None:
+        if x is x_in:
+            x = x.clone()  # The activation runs in place.
+        x = _LReLUClamp.apply(x, float(slope), None if clamp is None else float(clamp))
+    x = upfirdn2d._upfirdn2d(x, fd, (1, 1), (down, down), (0, 0, 0, 0), flip_filter, gain=1)
+    return restore(x)
+
+#----------------------------------------------------------------------------
+
+class _LReLUClamp(torch.autograd.Function):
+    """In-place leaky ReLU + clamp of a fresh tensor; the gradient mask is read back from the output.
+
+    On CPU the clamp (and its gradient mask) is skipped when no value exceeds it, which is the common
+    case, saving two passes over the largest tensor of the op. The backward uses PyTorch's own
+    activation-gradient kernels, which are differentiable w.r.t. the incoming gradient (double backward).
+    """
+
+    @staticmethod
+    def forward(ctx, x, slope, clamp):
+        ctx.mark_dirty(x)
+        if slope != 1:
+            F.leaky_relu_(x, slope)
+        if clamp is not None and (x.is_cuda or _exceeds(x, clamp)):
+            x.clamp_(-clamp, clamp)
+        else:
+            clamp = None
+        ctx.slope, ctx.clamp = slope, clamp
+        ctx.save_for_backward(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, dy):
+        y = ctx.saved_tensors[0].detach()
+        if ctx.clamp is not None:
+            dy = torch.ops.aten.hardtanh_backward(dy, y, -ctx.clamp, ctx.clamp)
+        if ctx.slope != 1:
+            dy = torch.ops.aten.leaky_relu_backward(dy, y, ctx.slope, True)
+        return dy, None, None
+
+#----------------------------------------------------------------------------
+
+def _exceeds(x, limit):
+    """Whether any |x| > limit; reduces over the memory order, so channels-last needs no copy."""
+    flat = x.permute(0, 2, 3, 1) if x.is_contiguous(memory_format=torch.channels_last) else x
+    lo, hi = torch.aminmax(flat.reshape(-1))
+    return bool(lo < -limit) or bool(hi > limit)
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,216 @@
+"""Upsample, FIR-filter and downsample 2-D images (StyleGAN2/3 resampling), polyphase in plain PyTorch."""
+
+import numbers
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#----------------------------------------------------------------------------
+
+def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
+    """Turn a list/array into a float32 FIR filter tensor for `upfirdn2d()`.
+
+    `separable=None` keeps 1-D filters of 8 taps or more separable and expands shorter ones to their
+    2-D outer product (two 1-D passes only pay off for longer filters).
+    """
+    if f is None:
+        f = 1
+    f = torch.as_tensor(f, dtype=torch.float32)
+    if f.ndim not in (0, 1, 2) or f.numel() == 0:
+        raise ValueError(f'setup_filter: expected a non-empty 0-D, 1-D or 2-D filter, got shape {list(f.shape)}')
+    if f.ndim == 0:
+        f = f[None]
+    if separable is None:
+        separable = (f.ndim == 1 and f.numel() >= 8)
+    if f.ndim == 1 and not separable:
+        f = torch.outer(f, f)
+    if f.ndim != (1 if separable else 2):
+        raise ValueError('setup_filter: a 2-D filter cannot be made separable')
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+#----------------------------------------------------------------------------
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Zero-insert `up`, pad, FIR-filter with `f` and keep every `down`-th sample, per channel.
+
+    x: [N, C, H, W]. f: float32 [fh, fw] (2-D), [fw] (separable: horizontal then vertical pass) or None.
+    Padding is w.r.t. the upsampled image; negative padding crops. `flip_filter=False` is a true
+    convolution. Upsampling runs as a strided transposed convolution (polyphase, no products with the
+    inserted zeros) and downsampling as a strided convolution (only kept samples are computed).
+    Every `impl` runs this same plain-PyTorch code.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError('upfirdn2d: x must be a 4-D [N, C, H, W] tensor')
+    upx, upy = _parse_scaling(up)
+    downx, downy = _parse_scaling(down)
+    px0, px1, py0, py1 = _parse_padding(padding)
+    if f is not None and (not isinstance(f, torch.Tensor) or f.ndim not in (1, 2) or f.dtype != torch.float32 or f.requires_grad):
+        raise ValueError('upfirdn2d: f must be None or a 1-D or 2-D float32 tensor that does not require grad')
+    x, restore = _fast_layout(x)
+    return restore(_upfirdn2d(x, f, (upy, upx), (downy, downx), (py0, py1, px0, px1), flip_filter, gain))
+
+#----------------------------------------------------------------------------
+
+def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Filter each channel with `f`, padded so that the output has the input's size."""
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+#----------------------------------------------------------------------------
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Upsample by `up` with interpolation filter `f`; the output is `up` times the input size."""
+    upx, upy = _parse_scaling(up)
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2, py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
+    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
+
+#----------------------------------------------------------------------------
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Downsample by `down` after anti-aliasing with `f`; the output is the input size over `down`."""
+    downx, downy = _parse_scaling(down)
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2, py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
+    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+#----------------------------------------------------------------------------
+
+def _upfirdn2d(x, f, up, down, pad, flip_filter, gain):
+    """upfirdn2d() on parsed arguments: up/down = (y, x), pad = (y0, y1, x0, x1)."""
+    if f is None and up == (1, 1) and down == (1, 1):
+        x = _pad(x, pad)
+        return x * gain if gain != 1 else x
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    f = f.to(device=x.device, dtype=x.dtype) * (gain ** (f.ndim / 2))
+    if f.ndim == 2:
+        return _fir_pass(x, f, up, down, pad, flip_filter)
+    x = _fir_pass(x, f[None, :], (1, up[1]), (1, down[1]), (0, 0) + pad[2:], flip_filter)
+    x = _fir_pass(x, f[:, None], (up[0], 1), (down[0], 1), pad[:2] + (0, 0), flip_filter)
+    return x
+
+#----------------------------------------------------------------------------
+
+def _fast_layout(x):
+    """Return x in the layout/dtype the depthwise convolutions are fastest in, and a function that
+    converts a result back to x's layout and dtype.
+
+    On CPU that is channels-last float32: oneDNN runs depthwise convolutions on channels-last data
+    several times faster, and has no fast half-precision kernels. On CUDA the input is used as is.
+    """
+    if x.is_cuda:
+        return x, (lambda y: y)
+    dtype = x.dtype
+    keep_channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    def restore(y):
+        y = y.to(dtype)
+        return y if keep_channels_last else _ChannelsLastToContiguous.apply(y)
+    if dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    return x.contiguous(memory_format=torch.channels_last), restore
+
+#----------------------------------------------------------------------------
+
+class _ChannelsLastToContiguous(torch.autograd.Function):
+    """Channels-last -> contiguous copy as one 2-D blocked transpose [H*W, C] -> [C, H*W] per sample.
+
+    PyTorch's generic strided copy takes several times longer for this direction on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        N, C, H, W = x.shape
+        if C < 8 or not x.is_contiguous(memory_format=torch.channels_last):
+            return x.contiguous()
+        y = torch.empty([N, C, H, W], dtype=x.dtype, device=x.device)
+        for n in range(N):
+            y[n].view(C, H * W).copy_(x[n].permute(1, 2, 0).reshape(H * W, C).t())
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        return dy.contiguous(memory_format=torch.channels_last)
+
+#----------------------------------------------------------------------------
+
+def _fir_pass(x, f, up, down, pad, flip_filter):
+    """One depthwise FIR stage with kernel f [kh, kw] (x's dtype); up/down = (y, x), pad = (y0, y1, x0, x1)."""
+    C = x.shape[1]
+    kh, kw = f.shape
+    if up == (1, 1):
+        # Correlation form of the kernel; a strided convolution computes only the kept samples.
+        w = f if flip_filter else f.flip([0, 1])
+        return F.conv2d(_pad(x, pad), w[None, None].expand(C, 1, kh, kw), stride=down, groups=C)
+
+    # Transposed convolution = zero insertion + full convolution with the kernel in convolution form.
+    # Full output index o corresponds to output index j = o - (k - 1 - p0); it ends `up - p1 - 1` early
+    # relative to the padded image, hence crop c0 = k - 1 - p0 at the start and c1 = k - up - p1 at the end.
+    w = f.flip([0, 1]) if flip_filter else f
+    cy0, cy1 = kh - 1 - pad[0], kh - up[0] - pad[1]
+    cx0, cx1 = kw - 1 - pad[2], kw - up[1] - pad[3]
+    ty, tx = max(min(cy0, cy1), 0), max(min(cx0, cx1), 0)
+    x = F.conv_transpose2d(x, w[None, None].expand(C, 1, kh, kw), stride=up, padding=(ty, tx), groups=C)
+    x = _pad(x, (ty - cy0, ty - cy1, tx - cx0, tx - cx1))
+    if down != (1, 1):
+        x = x[:, :, ::down[0], ::down[1]]
+    return x
+
+#----------------------------------------------------------------------------
+
+def _pad(x, pad):
+    """Zero-pad (negative = crop) the last two dims by pad = (y0, y1, x0, x1)."""
+    if any(pad):
+        x = F.pad(x, [pad[2], pad[3], pad[0], pad[1]])
+    return x
+
+#
+
+#----------------------------------------------------------------------------
+
+def _parse_scaling(scaling):
+    """int or [sx, sy] -> (sx, sy), each an integer >= 1."""
+    if isinstance(scaling, numbers.Integral):
+        scaling = [scaling, scaling]
+    if isinstance(scaling, np.ndarray):
+        scaling = scaling.tolist()
+    if not isinstance(scaling, (list, tuple)) or len(scaling) != 2 or not all(isinstance(s, numbers.Integral) and s >= 1 for s in scaling):
+        raise ValueError(f'Scaling factor must be an int >= 1 or [sx, sy], got {scaling!r}')
+    return int(scaling[0]), int(scaling[1])
+
+#----------------------------------------------------------------------------
+
+def _parse_padding(padding):
+    """int, [px, py] or [x0, x1, y0, y1] -> (x0, x1, y0, y1) Python ints."""
+    if isinstance(padding, numbers.Integral):
+        padding = [padding, padding]
+    if isinstance(padding, np.ndarray):
+        padding = padding.tolist()
+    if not isinstance(padding, (list, tuple)) or len(padding) not in (2, 4) or not all(isinstance(p, numbers.Integral) for p in padding):
+        raise ValueError(f'Padding must be an int, [px, py] or [x0, x1, y0, y1], got {padding!r}')
+    if len(padding) == 2:
+        padding = [padding[0], padding[0], padding[1], padding[1]]
+    return tuple(int(p) for p in padding)
+
+#----------------------------------------------------------------------------
+
+def _get_filter_size(f):
+    """(fw, fh) of a filter prepared by `setup_filter()`; None counts as 1x1."""
+    if f is None:
+        return 1, 1
+    if not isinstance(f, torch.Tensor) or f.ndim not in (1, 2):
+        raise ValueError('Filter must be a 1-D or 2-D tensor or None')
+    fw = int(f.shape[-1])
+    fh = int(f.shape[0])
+    return fw, fh
+
+#----------------------------------------------------------------------------
