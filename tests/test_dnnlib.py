@@ -40,14 +40,16 @@ def test_easydict_pickles_as_dnnlib_util_easydict():
 @pytest.mark.parametrize('seconds, text, brief', [
     (5, '5s', '5s'),
     (187, '3m 07s', '3m 07s'),
+    (3600, '1h 00m 00s', '1h 00m'),
     (3723, '1h 02m 03s', '1h 02m'),
+    (86400, '1d 00h 00m', '1d 00h'),
     (2 * 86400 + 3 * 3600 + 4 * 60 + 5, '2d 03h 04m', '2d 03h'),
 ])
 def test_format_time_examples(seconds, text, brief):
     assert util.format_time(seconds) == text
     assert util.format_time_brief(seconds) == brief
 
-def test_small_helpers():
+def test_tuple_product_ctypes_pickleability_and_url_detection():
     assert util.tuple_product((2, 3, 4)) == 24 and util.tuple_product(()) == 1
     assert util.get_dtype_and_ctype('float32') == (np.dtype('float32'), ctypes.c_float)
     assert util.get_dtype_and_ctype(np.uint8) == (np.dtype('uint8'), ctypes.c_ubyte)

@@ -1,7 +1,6 @@
 """Tests for legacy.py: native snapshot loading, force_fp16, TensorFlow pickle conversion and the CLI."""
 
 import importlib
-import importlib.util
 import io
 import pickle
 import sys
@@ -16,8 +15,6 @@ from click.testing import CliRunner
 
 import dnnlib
 import legacy
-
-_has_networks_stylegan2 = importlib.util.find_spec('training.networks_stylegan2') is not None
 
 #----------------------------------------------------------------------------
 
@@ -163,7 +160,6 @@ def _assert_close(tensor, array):
     assert tuple(tensor.shape) == array.shape
     assert torch.allclose(tensor, torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)))
 
-@pytest.mark.skipif(not _has_networks_stylegan2, reason='training.networks_stylegan2 not available yet')
 def test_tf_pickle_is_converted_with_documented_weight_conventions(monkeypatch):
     rnd = np.random.RandomState(0)
     tf_G, tf_Gs = _tf_generator(rnd), _tf_generator(rnd)
@@ -209,7 +205,6 @@ def test_tf_pickle_is_converted_with_documented_weight_conventions(monkeypatch):
     assert img.shape == (2, 3, 8, 8) and torch.isfinite(img).all()
     assert D(img, c).shape == (2, 1)
 
-@pytest.mark.skipif(not _has_networks_stylegan2, reason='training.networks_stylegan2 not available yet')
 @pytest.mark.parametrize('kwargs, message', [(dict(version=3), 'too old'), (dict(bogus_option=1), "kwarg 'bogus_option'")])
 def test_tf_conversion_rejects_unknown_kwargs_and_old_versions(kwargs, message):
     rnd = np.random.RandomState(1)

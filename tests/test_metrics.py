@@ -214,8 +214,9 @@ def test_dataset_stats_are_cached_and_reused(monkeypatch, isolated_metrics):
 def test_generator_stats_repeat_grayscale_and_stop_at_max_items(monkeypatch):
     counts = count_detector_images(monkeypatch)
     opts = array_opts(G=LinearGenerator(img_channels=1))
-    stats = metric_utils.compute_feature_stats_for_generator(opts, metric_utils.INCEPTION_URL, dict(return_features=True), batch_size=4, capture_all=True, max_items=10)
-    assert stats.get_all().shape == (10, 32) and counts == [4, 4, 4]
+    stats = metric_utils.compute_feature_stats_for_generator(opts, metric_utils.INCEPTION_URL, dict(return_features=True), batch_size=8, capture_all=True, max_items=10)
+    assert stats.get_all().shape == (10, 32)
+    assert counts == [8, 4] # Batches of 8; the last one needs only one G call of batch_gen = 4.
 
 #----------------------------------------------------------------------------
 # Metrics end to end.
@@ -226,7 +227,7 @@ def test_fid_of_dataset_against_itself_is_zero_and_positive_for_other_images():
     other = frechet_inception_distance.compute_fid(array_opts(G=LinearGenerator(), num_images=12), max_real=None, num_gen=12)
     assert abs(replay) < 1e-3 and other > 0.1
 
-def test_kid_pr_is_and_ppl_run_on_tiny_generators():
+def test_kid_pr_is_and_ppl_reach_their_known_values_on_tiny_generators():
     opts = lambda G: array_opts(G=G, num_images=12)
     images = ArrayDataset(num_images=12).images
     kid = lambda G: kernel_inception_distance.compute_kid(opts(G), max_real=None, num_gen=12, num_subsets=2, max_subset_size=12)
@@ -251,7 +252,7 @@ def test_calc_metric_fid50k_full_end_to_end_on_image_folder_zip(tmp_path, monkey
     noise = metric_main.calc_metric('fid50k_full', G=LinearGenerator(img_resolution=16), dataset_kwargs=dataset_kwargs, device='cpu')
     assert noise.results.fid50k_full > 0.1
 
-def test_fid_and_ppl_run_on_upstream_generator():
+def test_fid_and_ppl_accept_the_upstream_generator_interface():
     from training import networks_stylegan2 # Noise buffers, mapping/synthesis keywords as the metrics use them.
     G = networks_stylegan2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=1), channel_base=256, channel_max=16)
     opts = array_opts(G=G, num_images=4, resolution=16)
@@ -301,6 +302,17 @@ def test_metric_registry_holds_upstream_metrics_in_order():
     assert metric_main.is_valid_metric('fid50k_full') and not metric_main.is_valid_metric('fid1k')
     with pytest.raises(ValueError, match='Unknown metric'):
         metric_main.calc_metric('fid1k')
+
+def test_equivariance_metrics_request_one_fp32_psnr_each(monkeypatch):
+    calls = []
+    def fake_psnr(opts, num_samples, batch_size, **flags):
+        calls.append((dict(opts.G_kwargs), num_samples, batch_size, flags))
+        return 42.0 # Upstream contract: one requested metric -> one float.
+    monkeypatch.setattr(metric_main.equivariance, 'compute_equivariance_metrics', fake_psnr)
+    for name, flag in [('eqt50k_int', 'compute_eqt_int'), ('eqt50k_frac', 'compute_eqt_frac'), ('eqr50k', 'compute_eqr')]:
+        result = metric_main.calc_metric(name, G=LinearGenerator(), device='cpu')
+        assert result.results == {name: 42.0}
+        assert calls[-1] == (dict(force_fp32=True), 50000, 4, {flag: True})
 
 def test_report_metric_appends_json_lines_with_relative_snapshot(tmp_path, capsys):
     run_dir = tmp_path / 'run'

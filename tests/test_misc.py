@@ -117,11 +117,6 @@ def test_params_and_buffers_lists_params_then_buffers():
     assert names == ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked']
     assert len(misc.params_and_buffers(net)) == len(names)
 
-def test_ddp_sync_is_a_no_op_for_plain_modules():
-    net = _net()
-    with misc.ddp_sync(net, sync=False):
-        pass
-
 def test_print_module_summary_returns_outputs_and_totals(capsys):
     net = _net().eval()
     x = torch.randn(5, 3)
@@ -135,15 +130,28 @@ def test_print_module_summary_returns_outputs_and_totals(capsys):
 
 #----------------------------------------------------------------------------
 
-def test_check_ddp_consistency_in_single_process_group(tmp_path):
+@pytest.fixture
+def process_group(tmp_path):
+    """A one-process gloo group: enough for DDP wrappers and broadcasts."""
     assert not torch.distributed.is_initialized()
     torch.distributed.init_process_group('gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
-    try:
-        net = _net()
-        with torch.no_grad():
-            net[0].weight[0, 0] = float('nan') # NaN must compare equal to itself.
-        misc.check_ddp_consistency(net, ignore_regex=r'.*\.num_batches_tracked')
-    finally:
-        torch.distributed.destroy_process_group()
+    yield
+    torch.distributed.destroy_process_group()
+
+def test_check_ddp_consistency_in_single_process_group(process_group):
+    net = _net()
+    with torch.no_grad():
+        net[0].weight[0, 0] = float('nan') # NaN must compare equal to itself.
+    misc.check_ddp_consistency(net, ignore_regex=r'.*\.num_batches_tracked')
+
+def test_ddp_sync_skips_gradient_all_reduce_only_when_asked(process_group):
+    with misc.ddp_sync(_net(), sync=False): # Plain modules have nothing to switch off.
+        pass
+    ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 4))
+    with misc.ddp_sync(ddp, sync=False):
+        assert not ddp.require_backward_grad_sync
+    assert ddp.require_backward_grad_sync
+    with misc.ddp_sync(ddp, sync=True):
+        assert ddp.require_backward_grad_sync
 
 #----------------------------------------------------------------------------

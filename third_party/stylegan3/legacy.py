@@ -107,6 +107,18 @@ class _TFKwargs:
         value = self.static_kwargs.get(tf_name, default)
         return value if value is not None else none
 
+    def common(self):
+        """PyTorch kwargs that TF generators and discriminators name and default alike."""
+        return dict(
+            c_dim           = self('label_size', 0),
+            img_resolution  = self('resolution', 1024),
+            img_channels    = self('num_channels', 3),
+            channel_base    = self('fmap_base', 16384) * 2,
+            channel_max     = self('fmap_max', 512),
+            num_fp16_res    = self('num_fp16_res', 0),
+            conv_clamp      = self('conv_clamp', None),
+        )
+
     def ignore(self, *tf_names):
         self.known.update(tf_names)
 
@@ -121,8 +133,10 @@ def _conv_weight(w, flip=False):
         w = w[::-1, ::-1]
     return w.transpose(3, 2, 0, 1)
 
-def _copy_tf_params(module, tf_params, tf_value_fn):
-    """Assign every parameter/buffer of module from tf_value_fn(name) (None = keep the constructed value)."""
+def _build_from_tf(class_name, kwargs, tf_params, tf_value_fn):
+    """Construct the PyTorch network, then assign every parameter/buffer from tf_value_fn(name, tf_params)
+    (None = keep the constructed value, e.g. filters derived from the kwargs)."""
+    module = dnnlib.util.construct_class_by_name(class_name=class_name, **kwargs).eval().requires_grad_(False)
     for name, tensor in misc.named_params_and_buffers(module):
         try:
             value = tf_value_fn(name, tf_params)
@@ -135,6 +149,7 @@ def _copy_tf_params(module, tf_params, tf_value_fn):
             raise ValueError(f'TensorFlow value for {name!r} has shape {list(value.shape)}, expected {list(tensor.shape)}')
         with torch.no_grad():
             tensor.copy_(value)
+    return module
 
 #----------------------------------------------------------------------------
 
@@ -143,14 +158,8 @@ def convert_tf_generator(tf_G):
     kwarg = _TFKwargs(tf_G, 'generator')
     kwargs = dnnlib.EasyDict(
         z_dim               = kwarg('latent_size', 512),
-        c_dim               = kwarg('label_size', 0),
         w_dim               = kwarg('dlatent_size', 512),
-        img_resolution      = kwarg('resolution', 1024),
-        img_channels        = kwarg('num_channels', 3),
-        channel_base        = kwarg('fmap_base', 16384) * 2,
-        channel_max         = kwarg('fmap_max', 512),
-        num_fp16_res        = kwarg('num_fp16_res', 0),
-        conv_clamp          = kwarg('conv_clamp', None),
+        **kwarg.common(),
         architecture        = kwarg('architecture', 'skip'),
         resample_filter     = kwarg('resample_kernel', [1, 3, 3, 1]),
         use_noise           = kwarg('use_noise', True),
@@ -171,9 +180,7 @@ def convert_tf_generator(tf_G):
     if any(name.startswith('synthesis/ToRGB_lod') for name in tf_params):
         raise ValueError("TensorFlow generators with architecture 'orig' (ToRGB_lod* layers) are not supported")
 
-    G = dnnlib.util.construct_class_by_name(class_name='training.networks_stylegan2.Generator', **kwargs).eval().requires_grad_(False)
-    _copy_tf_params(G, tf_params, _tf_generator_value)
-    return G
+    return _build_from_tf('training.networks_stylegan2.Generator', kwargs, tf_params, _tf_generator_value)
 
 def _tf_generator_value(name, tf):
     """TF value for one Generator parameter/buffer name."""
@@ -212,14 +219,8 @@ def convert_tf_discriminator(tf_D):
     """Build a training.networks_stylegan2.Discriminator from a TF StyleGAN2(-ADA) discriminator stub."""
     kwarg = _TFKwargs(tf_D, 'discriminator')
     kwargs = dnnlib.EasyDict(
-        c_dim                   = kwarg('label_size', 0),
-        img_resolution          = kwarg('resolution', 1024),
-        img_channels            = kwarg('num_channels', 3),
+        **kwarg.common(),
         architecture            = kwarg('architecture', 'resnet'),
-        channel_base            = kwarg('fmap_base', 16384) * 2,
-        channel_max             = kwarg('fmap_max', 512),
-        num_fp16_res            = kwarg('num_fp16_res', 0),
-        conv_clamp              = kwarg('conv_clamp', None),
         cmap_dim                = kwarg('mapping_fmaps', None),
         block_kwargs            = dnnlib.EasyDict(
             activation          = kwarg('nonlinearity', 'lrelu'),
@@ -242,10 +243,7 @@ def convert_tf_discriminator(tf_D):
     kwarg.ignore('structure', 'conditioning')
     kwarg.check_all_known()
 
-    tf_params = _collect_tf_params(tf_D)
-    D = dnnlib.util.construct_class_by_name(class_name='training.networks_stylegan2.Discriminator', **kwargs).eval().requires_grad_(False)
-    _copy_tf_params(D, tf_params, _tf_discriminator_value)
-    return D
+    return _build_from_tf('training.networks_stylegan2.Discriminator', kwargs, _collect_tf_params(tf_D), _tf_discriminator_value)
 
 def _tf_discriminator_value(name, tf):
     """TF value for one Discriminator parameter/buffer name."""

@@ -109,27 +109,22 @@ def make_cache_dir_path(*paths):
 
 #----------------------------------------------------------------------------
 
+def _format_duration(seconds, max_units):
+    """The most significant non-zero unit and those below it, at most max_units of them, e.g. '1h 02m 03s'."""
+    s = int(np.rint(seconds))
+    units = [(s // 86400, 'd'), (s // 3600 % 24, 'h'), (s // 60 % 60, 'm'), (s % 60, 's')]
+    while len(units) > 1 and units[0][0] == 0:
+        units = units[1:]
+    (lead, lead_unit), *rest = units[:max_units]
+    return ' '.join([f'{lead}{lead_unit}'] + [f'{value:02d}{unit}' for value, unit in rest])
+
 def format_time(seconds):
     """Human-readable duration, e.g. '45s', '3m 07s', '1h 02m 03s', '2d 03h 04m'."""
-    s = int(np.rint(seconds))
-    if s < 60:
-        return f'{s}s'
-    if s < 60 * 60:
-        return f'{s // 60}m {s % 60:02d}s'
-    if s < 24 * 60 * 60:
-        return f'{s // 3600}h {s // 60 % 60:02d}m {s % 60:02d}s'
-    return f'{s // 86400}d {s // 3600 % 24:02d}h {s // 60 % 60:02d}m'
+    return _format_duration(seconds, max_units=3)
 
 def format_time_brief(seconds):
-    """Like format_time() but with only the two most significant units."""
-    s = int(np.rint(seconds))
-    if s < 60:
-        return f'{s}s'
-    if s < 60 * 60:
-        return f'{s // 60}m {s % 60:02d}s'
-    if s < 24 * 60 * 60:
-        return f'{s // 3600}h {s // 60 % 60:02d}m'
-    return f'{s // 86400}d {s // 3600 % 24:02d}h'
+    """Like format_time() but with only the two most significant units, e.g. '1h 02m'."""
+    return _format_duration(seconds, max_units=2)
 
 #----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import copy
 import numpy as np
 import torch
 from torch_utils.ops import upfirdn2d
+from . import metric_utils
 
 #----------------------------------------------------------------------------
 
@@ -209,9 +210,10 @@ def apply_fractional_pseudo_rotation(x, angle, a=3, up=4, cutoff=0.5):
 def compute_equivariance_metrics(opts, num_samples, batch_size, translate_max=0.125, rotate_max=1, compute_eqt_int=False, compute_eqt_frac=False, compute_eqr=False):
     """PSNR (dB) between transformed generator outputs and transformed references, over num_samples samples.
 
-    Returns the requested metrics in the order EQ-T, EQ-T_frac, EQ-R: one float if only one was
-    requested, else a tuple of floats. Translations are U(-translate_max, translate_max) image widths
-    per axis, rotations U(-pi, pi) * rotate_max; one transform per batch.
+    Returns the requested metrics in the order EQ-T, EQ-T_frac, EQ-R: a float when one was requested,
+    else a tuple of floats. This is the upstream contract, which metric_main and callers written for
+    NVIDIA's release rely on. Translations are U(-translate_max, translate_max) image widths per axis,
+    rotations U(-pi, pi) * rotate_max; one transform per batch.
     """
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
     if not hasattr(G.synthesis, 'input') or not hasattr(G.synthesis.input, 'transform'):
@@ -223,11 +225,7 @@ def compute_equivariance_metrics(opts, num_samples, batch_size, translate_max=0.
     transform = G.synthesis.input.transform
     identity = torch.eye(3, device=opts.device)
 
-    # Labels: random dataset labels for a conditional G (needs opts.dataset_kwargs).
-    c_iter = None
-    if G.c_dim > 0:
-        from metrics import metric_utils
-        c_iter = metric_utils.iterate_random_labels(opts=opts, batch_size=batch_size)
+    c_iter = metric_utils.iterate_random_labels(opts=opts, batch_size=batch_size) # Dataset labels if G is conditional.
 
     # Per metric: [sum of masked squared errors, number of masked elements], float64.
     sums = torch.zeros([3, 2], dtype=torch.float64, device=opts.device)
@@ -243,8 +241,7 @@ def compute_equivariance_metrics(opts, num_samples, batch_size, translate_max=0.
             if progress is not None:
                 progress.update(batch_start)
             z = torch.randn([batch_size, G.z_dim], generator=gen, device=opts.device)
-            c = next(c_iter) if c_iter is not None else torch.zeros([batch_size, G.c_dim], device=opts.device)
-            ws = G.mapping(z=z, c=c)
+            ws = G.mapping(z=z, c=next(c_iter))
             transform.copy_(identity)
             orig = G.synthesis(ws, **synthesis_kwargs)
 

@@ -96,23 +96,22 @@ def ppl2_wend(opts):
     ppl = perceptual_path_length.compute_ppl(opts, num_samples=50000, epsilon=1e-4, space='w', sampling='end', crop=False, batch_size=2)
     return dict(ppl2_wend=ppl)
 
+def _eq50k(opts, **compute_flag):
+    """One equivariance PSNR over 50k samples; the metric is defined for the fp32 generator."""
+    opts.G_kwargs.update(force_fp32=True)
+    return equivariance.compute_equivariance_metrics(opts, num_samples=50000, batch_size=4, **compute_flag)
+
 @register_metric
 def eqt50k_int(opts):
-    opts.G_kwargs.update(force_fp32=True)
-    psnr = equivariance.compute_equivariance_metrics(opts, num_samples=50000, batch_size=4, compute_eqt_int=True)
-    return dict(eqt50k_int=psnr)
+    return dict(eqt50k_int=_eq50k(opts, compute_eqt_int=True))
 
 @register_metric
 def eqt50k_frac(opts):
-    opts.G_kwargs.update(force_fp32=True)
-    psnr = equivariance.compute_equivariance_metrics(opts, num_samples=50000, batch_size=4, compute_eqt_frac=True)
-    return dict(eqt50k_frac=psnr)
+    return dict(eqt50k_frac=_eq50k(opts, compute_eqt_frac=True))
 
 @register_metric
 def eqr50k(opts):
-    opts.G_kwargs.update(force_fp32=True)
-    psnr = equivariance.compute_equivariance_metrics(opts, num_samples=50000, batch_size=4, compute_eqr=True)
-    return dict(eqr50k=psnr)
+    return dict(eqr50k=_eq50k(opts, compute_eqr=True))
 
 #----------------------------------------------------------------------------
 # Legacy metrics: 50k reals, dataset x-flips kept.

@@ -338,8 +338,10 @@ def compute_feature_stats_for_generator(opts, detector_url, detector_kwargs, rel
     progress = opts.progress.sub(tag='generator features', num_items=stats.max_items, rel_lo=rel_lo, rel_hi=rel_hi)
     detector = get_feature_detector(url=detector_url, device=opts.device, num_gpus=opts.num_gpus, rank=opts.rank, verbose=progress.verbose)
     while not stats.is_full():
+        # Up to batch_size images per rank, but only as many G calls as the remaining items need.
+        remaining = -(-(stats.max_items - stats.num_items) // opts.num_gpus)
         images = []
-        for _i in range(batch_size // batch_gen):
+        for _i in range(min(batch_size // batch_gen, -(-remaining // batch_gen))):
             z = torch.randn([batch_gen, G.z_dim], device=opts.device)
             img = G(z=z, c=next(c_iter), **opts.G_kwargs)
             images.append((img * 127.5 + 128).clamp(0, 255).to(torch.uint8))

@@ -51,7 +51,7 @@ def ppl_distances(G, c, vgg16, epsilon, space, sampling, crop, G_kwargs={}):
     # Box-filter down to at most 256x256, then map [-1, 1] to [0, 255].
     factor = G.img_resolution // 256
     if factor > 1:
-        img = img.reshape([img.shape[0], img.shape[1], img.shape[2] // factor, factor, img.shape[3] // factor, factor]).mean([3, 5])
+        img = img.reshape([img.shape[0], img.shape[1], img.shape[2] // factor, factor, img.shape[3] // factor, factor]).mean([3, 5]) # [N, C, H/f, f, W/f, f] -> [N, C, H/f, W/f]
     img = (img + 1) * (255 / 2)
     if img.shape[1] == 1:
         img = img.repeat([1, 3, 1, 1])

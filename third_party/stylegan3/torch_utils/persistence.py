@@ -1,9 +1,4 @@
-"""Pickling of network objects together with the source code of the module that defines their class.
-
-A persistent object pickles as a call to `_reconstruct_persistent_obj(meta)`, where `meta` carries the
-full source text of the defining module, so that a snapshot can be loaded even after the code has
-changed or moved. The format (meta keys, `_version = 6`, global names) is shared with NVIDIA's release.
-"""
+"""Pickles that carry the source code of each network's module, in the format of NVIDIA's StyleGAN3 release."""
 
 import copy
 import inspect
@@ -26,7 +21,8 @@ _src_to_module_dict = dict()    # Source string -> module object.
 #----------------------------------------------------------------------------
 
 def persistent_class(orig_class):
-    """Class decorator: instances pickle with the source of the class's module embedded.
+    """Class decorator: instances pickle as `_reconstruct_persistent_obj(meta)` with the full source of
+    the class's module in `meta`, so that a snapshot still loads after the code has changed or moved.
 
     The returned subclass records the constructor arguments (`init_args`, `init_kwargs`) so that an
     object can be re-created with different options, e.g. by `legacy.load_network_pkl(force_fp16=True)`.

@@ -1,8 +1,4 @@
-"""Collection of training statistics (losses, timings, ...) across devices and processes.
-
-Code anywhere calls `report(name, value)`; a `Collector` periodically turns everything reported since
-its previous update into num/mean/std, summed over all devices and ranks.
-"""
+"""Training statistics: `report(name, value)` from anywhere, read back by a `Collector` as num/mean/std over all devices and ranks."""
 
 import re
 

@@ -219,7 +219,7 @@ class AugmentPipe(torch.nn.Module):
         clips = images if images.ndim == 5 else images.unsqueeze(1) # [batch, frames, C, H, W]
         batch_size, num_frames, num_channels, height, width = clips.shape
         device = images.device
-        x = clips.reshape(batch_size * num_frames, num_channels, height, width).to(torch.float32)
+        x = clips.reshape(batch_size * num_frames, num_channels, height, width).to(torch.float32) # [batch * frames, C, H, W]
 
         # Parameter draws, one per clip: random, or a fixed percentile when debugging.
         def uniform(*size):
@@ -317,7 +317,7 @@ class AugmentPipe(torch.nn.Module):
         if self.noise > 0:
             sigma = gated(self.noise, half_normal() * self.noise_std, 0)
             field = torch.randn([batch_size, 1, num_channels, height, width], device=device) * sigma[:, None, None, None, None]
-            x = x + field.expand(-1, num_frames, -1, -1, -1).reshape(x.shape)
+            x = x + field.expand(-1, num_frames, -1, -1, -1).reshape(x.shape) # [batch, 1, ...] -> [batch * frames, C, H, W]
 
         # Cutout: zero a square of side cutout_size (relative) at a uniformly random centre.
         if self.cutout > 0:
@@ -358,11 +358,12 @@ class AugmentPipe(torch.nn.Module):
         xs = (torch.arange(2 * W + 2 * margin, device=x.device) - margin + 0.5) / 2 - W / 2
         ys = (torch.arange(2 * H + 2 * margin, device=x.device) - margin + 0.5) / 2 - H / 2
 
-        # Reflect padding: enough for the extreme sampled positions (one host sync), at most size-1.
+        # Reflect padding: enough for the extreme sampled positions. F.pad needs Python ints, hence one host sync.
         corners = torch.stack([xs[[0, -1, -1, 0]], ys[[0, 0, -1, -1]], torch.ones(4, device=x.device)]) # [3, 4]
         src = G_inv[:, :2, :] @ corners # [N, 2, 4]
         lo_x, lo_y, hi_x, hi_y = torch.cat([src.amin(dim=(0, 2)), src.amax(dim=(0, 2))]).tolist()
-        pad = lambda beyond, size: int(min(max(np.ceil(beyond + reach), 0), size - 1))
+        def pad(beyond, size): # Reflect padding cannot exceed size - 1.
+            return int(min(max(np.ceil(beyond + reach), 0), size - 1))
         px0, px1, py0, py1 = pad(-W / 2 - lo_x, W), pad(hi_x - W / 2, W), pad(-H / 2 - lo_y, H), pad(hi_y - H / 2, H)
         x = torch.nn.functional.pad(x, [px0, px1, py0, py1], mode='reflect')
         x = upfirdn2d.upsample2d(x=x, f=self.Hz_geom, up=2)
@@ -381,7 +382,7 @@ class AugmentPipe(torch.nn.Module):
     def _apply_colour(x, C):
         """Apply homogeneous colour matrices C [N, 4, 4] to x [N, C, H, W]; a grey image is treated as (g, g, g) and the RGB result averaged."""
         N, num_channels, H, W = x.shape
-        pixels = x.reshape(N, num_channels, H * W)
+        pixels = x.reshape(N, num_channels, H * W) # [N, C, H*W]
         if num_channels == 3:
             pixels = C[:, :3, :3] @ pixels + C[:, :3, 3:]
         elif num_channels == 1:
@@ -399,7 +400,7 @@ class AugmentPipe(torch.nn.Module):
         if min(H, W) <= pad:
             raise ValueError(f'imgfilter needs images larger than {pad}x{pad} pixels, got {W}x{H}')
         weight = Hz.repeat_interleave(C, dim=0) # [N*C, taps]
-        x = torch.nn.functional.pad(x, [pad, pad, pad, pad], mode='reflect').reshape(1, N * C, H + 2 * pad, W + 2 * pad)
+        x = torch.nn.functional.pad(x, [pad, pad, pad, pad], mode='reflect').reshape(1, N * C, H + 2 * pad, W + 2 * pad) # [1, N*C, H', W']
         x = conv2d_gradfix.conv2d(input=x, weight=weight[:, None, None, :], groups=N * C)
         x = conv2d_gradfix.conv2d(input=x, weight=weight[:, None, :, None], groups=N * C)
         return x.reshape(N, C, H, W)

@@ -202,9 +202,7 @@ class ImageFolderDataset(Dataset):
     def _open_file(self, fname):
         if self._type == 'dir':
             return open(os.path.join(self._path, fname), 'rb')
-        if self._type == 'zip':
-            return self._get_zipfile().open(fname, 'r')
-        return None
+        return self._get_zipfile().open(fname, 'r')
 
     def close(self):
         try:

@@ -28,8 +28,7 @@ def modulated_conv2d(
     """
     with misc.suppress_tracer_warnings():
         batch_size = int(x.shape[0])
-    out_channels, in_channels, kh, kw = w.shape
-    misc.assert_shape(w, [out_channels, in_channels, kh, kw])
+    _out_channels, in_channels, kh, kw = w.shape
     misc.assert_shape(x, [batch_size, in_channels, None, None])
     misc.assert_shape(s, [batch_size, in_channels])
 
