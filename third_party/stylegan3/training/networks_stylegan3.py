@@ -21,8 +21,11 @@ def modulated_conv2d(
     padding     = 0,    # Zeros added on every side before the convolution.
     input_gain  = None, # Optional scale of the input channels: [], [in_channels] or [batch, in_channels].
 ):
-    """Style-modulated convolution (StyleGAN2 eq. 1-3) executed as one grouped convolution.
+    """Style-modulated convolution (StyleGAN2 eq. 1-3).
 
+    Executed as scale inputs -> one shared convolution -> scale outputs, which equals convolving each
+    sample with its own modulated, demodulated weights but runs as an ordinary batched convolution:
+    several times faster than a grouped convolution over per-sample weights, backward pass included.
     With demodulation, w and s are first brought to unit RMS; demodulation cancels that scaling
     exactly, but it keeps the intermediate products in a safe numeric range.
     """
@@ -35,21 +38,16 @@ def modulated_conv2d(
     if demodulate:
         w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
         s = s * s.square().mean().rsqrt()
-
-    # Per-sample weights: [batch, out_channels, in_channels, kh, kw].
-    w = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() # [batch, out_channels]
-        w = w * dcoefs.unsqueeze(2).unsqueeze(3).unsqueeze(4)
+        # Norm of the per-sample weights w*s without forming them: sum_ik (w_oik s_i)^2 = sum_i s_i^2 sum_k w_oik^2.
+        dcoefs = (s.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt() # [batch, out_channels]
     if input_gain is not None:
-        input_gain = input_gain.expand(batch_size, in_channels) # [batch, in_channels]
-        w = w * input_gain.unsqueeze(1).unsqueeze(3).unsqueeze(4)
+        s = s * input_gain.expand(batch_size, in_channels) # [batch, in_channels]
 
-    # Fold the batch into the channels: [1, batch*in_channels, H, W] x [batch*out_channels, in_channels, kh, kw].
-    x = x.reshape(1, -1, *x.shape[2:])
-    w = w.reshape(-1, in_channels, kh, kw)
-    x = conv2d_gradfix.conv2d(input=x, weight=w.to(x.dtype), padding=padding, groups=batch_size)
-    return x.reshape(batch_size, -1, *x.shape[2:]) # [batch, out_channels, H', W']
+    x = x * s.to(x.dtype).reshape(batch_size, -1, 1, 1)
+    x = conv2d_gradfix.conv2d(input=x, weight=w.to(x.dtype), padding=padding)
+    if demodulate:
+        x = x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
+    return x # [batch, out_channels, H', W']
 
 #----------------------------------------------------------------------------
 

@@ -173,8 +173,6 @@ def _pad(x, pad):
         x = F.pad(x, [pad[2], pad[3], pad[0], pad[1]])
     return x
 
-#
-
 #----------------------------------------------------------------------------
 
 def _parse_scaling(scaling):
