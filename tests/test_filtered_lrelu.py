@@ -113,3 +113,17 @@ def test_filtered_lrelu_rejects_bad_arguments():
         filtered_lrelu.filtered_lrelu(x, padding=[1, 2, 3])
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('impl', ['cuda', 'ref'])
+def test_every_impl_value_runs_the_same_code(impl):
+    from torch_utils.ops import bias_act, upfirdn2d
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn([2, 3, 10, 10], generator=gen)
+    b = torch.randn([3], generator=gen)
+    f = _lowpass(12)
+    assert torch.equal(filtered_lrelu.filtered_lrelu(x, f, f, b, up=2, down=2, padding=[9, 8, 9, 8], impl=impl),
+                       filtered_lrelu.filtered_lrelu(x, f, f, b, up=2, down=2, padding=[9, 8, 9, 8]))
+    assert torch.equal(upfirdn2d.upsample2d(x, f, impl=impl), upfirdn2d.upsample2d(x, f))
+    assert torch.equal(bias_act.bias_act(x, b, act='lrelu', clamp=1, impl=impl), bias_act.bias_act(x, b, act='lrelu', clamp=1))
