@@ -79,11 +79,18 @@ def test_train_config_variants_follow_cfg_and_flags(tmp_path, data_zip, snapshot
     assert config['resume_pkl'] == snapshot_pkl and config['ema_rampup'] is None and config['loss_kwargs']['blur_init_sigma'] == 0
     assert config['run_dir'].endswith('00000-stylegan3-r-tiny-gpus1-batch4-gamma1-exp')
 
-def test_train_writes_options_and_log_into_next_numbered_run_dir(tmp_path, data_zip, monkeypatch):
+def torchrun_env(rank=0, world_size=1):
+    """The variables torchrun sets for one worker of a single-machine job."""
+    return dict(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR='127.0.0.1', MASTER_PORT='29500')
+
+NO_TORCHRUN_ENV = {name: None for name in torchrun_env()}
+
+@pytest.mark.parametrize('env', [NO_TORCHRUN_ENV, torchrun_env()], ids=['spawn', 'torchrun'])
+def test_train_writes_options_and_log_into_next_numbered_run_dir(tmp_path, data_zip, monkeypatch, env):
     calls = []
     monkeypatch.setattr(training_loop, 'training_loop', lambda **kwargs: calls.append(kwargs) or print('training...'))
     (tmp_path / '00007-old').mkdir()
-    result = CliRunner().invoke(train.main, train_args(tmp_path, data_zip, '--kimg=2'))
+    result = CliRunner().invoke(train.main, train_args(tmp_path, data_zip, '--kimg=2'), env=env)
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / '00008-stylegan3-t-tiny-gpus1-batch4-gamma1'
     with open(run_dir / 'training_options.json') as f:
@@ -108,6 +115,16 @@ def test_train_missing_data_fails_with_one_line_error(tmp_path):
 def test_train_rejects_inconsistent_options(tmp_path, data_zip, extra, message):
     result = CliRunner().invoke(train.main, train_args(tmp_path, data_zip, *extra))
     assert result.exit_code != 0 and message in result.output
+
+@pytest.mark.parametrize('env, message', [
+    (torchrun_env(world_size=2), '--gpus=1 but torchrun started 2 processes; under torchrun --gpus must equal the world size'),
+    (dict(torchrun_env(), RANK='zero'), 'torchrun variables RANK, LOCAL_RANK and WORLD_SIZE must be integers'),
+])
+def test_train_under_torchrun_rejects_inconsistent_environment(tmp_path, data_zip, env, message):
+    result = CliRunner().invoke(train.main, train_args(tmp_path, data_zip), env=env)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith(f'Error: {message}')
+    assert not os.listdir(tmp_path)
 
 #----------------------------------------------------------------------------
 # gen_images.py

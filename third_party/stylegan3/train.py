@@ -15,13 +15,22 @@ from training import training_loop
 
 #----------------------------------------------------------------------------
 
-def subprocess_fn(rank, c, temp_dir):
-    """Body of each training process: log to run_dir/log.txt, join the process group, train."""
-    with dnnlib.util.Logger(file_name=os.path.join(c.run_dir, 'log.txt'), file_mode='a', should_flush=True):
-        training_loop.init_process_group(rank, c.num_gpus, os.path.join(temp_dir, '.torch_distributed_init'))
+def run_training(rank, c):
+    """Body of every training process once it has joined the process group: train, rank 0 teeing its output into
+    run_dir/log.txt (the run directory exists only on rank 0's machine when torchrun spans several)."""
+    log_file = os.path.join(c.run_dir, 'log.txt') if rank == 0 else None
+    with dnnlib.util.Logger(file_name=log_file, file_mode='a', should_flush=True):
         if rank != 0:
             custom_ops.verbosity = 'none'
         training_loop.training_loop(rank=rank, **c)
+
+#----------------------------------------------------------------------------
+
+def subprocess_fn(rank, c, init_file):
+    """Body of each process that train.py starts itself: join the group through the shared init file, train, leave."""
+    training_loop.init_process_group(rank, c.num_gpus, init_file)
+    run_training(rank, c)
+    training_loop.close_process_group(c.num_gpus)
 
 #----------------------------------------------------------------------------
 
@@ -60,24 +69,64 @@ def print_summary(c):
 
 #----------------------------------------------------------------------------
 
-def launch_training(c, desc, outdir, dry_run):
-    """Create the run directory, write training_options.json and train in one process per GPU (or CPU process)."""
+def create_run_dir(c, desc, outdir, dry_run):
+    """Rank 0's part of the launch: pick the next run directory, print the options and, unless dry_run, create the
+    directory with training_options.json. Returns the run directory, or None for a dry run."""
     c.run_dir = next_run_dir(outdir, desc)
     print_summary(c)
     if dry_run:
         print('Dry run; exiting.')
-        return
-
+        return None
     print('Creating output directory...')
     os.makedirs(c.run_dir)
     training_loop.write_file_atomic(os.path.join(c.run_dir, 'training_options.json'), lambda f: json.dump(c, f, indent=2), mode='w')
+    return c.run_dir
 
+#----------------------------------------------------------------------------
+
+def broadcast_from_rank0(value, num_gpus):
+    """Rank 0's `value` (any picklable object) on every process."""
+    if not training_loop.is_distributed(num_gpus):
+        return value
+    objects = [value]
+    torch.distributed.broadcast_object_list(objects, src=0)
+    return objects[0]
+
+#----------------------------------------------------------------------------
+
+def launch_spawned(c, desc, outdir, dry_run):
+    """Plain `python train.py --gpus=N`: create the run directory, then train in this process (N = 1) or in N spawned ones."""
+    if create_run_dir(c, desc, outdir, dry_run) is None:
+        return
     print('Launching processes...')
     with tempfile.TemporaryDirectory() as temp_dir:
+        init_file = os.path.join(temp_dir, '.torch_distributed_init')
         if c.num_gpus == 1:
-            subprocess_fn(rank=0, c=c, temp_dir=temp_dir)
+            subprocess_fn(rank=0, c=c, init_file=init_file)
         else:
-            torch.multiprocessing.spawn(fn=subprocess_fn, args=(c, temp_dir), nprocs=c.num_gpus)
+            torch.multiprocessing.spawn(fn=subprocess_fn, args=(c, init_file), nprocs=c.num_gpus)
+
+#----------------------------------------------------------------------------
+
+def launch_under_torchrun(c, desc, outdir, dry_run, rank):
+    """Every torchrun worker runs train.py: join the env:// group, let rank 0 create the run directory and tell
+    the others its name, then train as `rank` of num_gpus (= the world size)."""
+    training_loop.init_process_group(rank, c.num_gpus)
+    run_dir = create_run_dir(c, desc, outdir, dry_run) if rank == 0 else None
+    c.run_dir = broadcast_from_rank0(run_dir, c.num_gpus)
+    if c.run_dir is not None:
+        run_training(rank, c)
+    training_loop.close_process_group(c.num_gpus)
+
+#----------------------------------------------------------------------------
+
+def launch_training(c, desc, outdir, dry_run):
+    """Train with the processes torchrun started, if it started this one, else with processes of our own."""
+    env = training_loop.torchrun_env()
+    if env is None:
+        launch_spawned(c, desc, outdir, dry_run)
+    else:
+        launch_under_torchrun(c, desc, outdir, dry_run, rank=env.rank)
 
 #----------------------------------------------------------------------------
 
@@ -210,8 +259,21 @@ def check_options(opts):
         raise click.ClickException(f'--metrics: unknown {", ".join(invalid)}; valid values: {", ".join(metric_main.list_valid_metrics())}')
     if opts.resume is not None and not dnnlib.util.is_url(opts.resume, allow_file_urls=True) and not os.path.isfile(opts.resume):
         raise click.ClickException(f'--resume: no such file: {opts.resume}')
-    if torch.cuda.is_available() and opts.gpus > torch.cuda.device_count():
-        raise click.ClickException(f'--gpus={opts.gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible')
+    check_process_count(opts.gpus)
+
+#----------------------------------------------------------------------------
+
+def check_process_count(gpus):
+    """--gpus must be the number of processes torchrun started (if it started this one) and fit the visible GPUs."""
+    try:
+        env = training_loop.torchrun_env()
+    except ValueError as err:
+        raise click.ClickException(str(err))
+    if env is not None and gpus != env.world_size:
+        raise click.ClickException(f'--gpus={gpus} but torchrun started {env.world_size} processes; under torchrun --gpus must equal the world size (nnodes x nproc_per_node)')
+    local_gpus = gpus if env is None else env.local_rank + 1 # Under torchrun, this process needs CUDA device LOCAL_RANK.
+    if torch.cuda.is_available() and local_gpus > torch.cuda.device_count():
+        raise click.ClickException(f'--gpus={gpus} needs {local_gpus} CUDA device(s) on this machine but only {torch.cuda.device_count()} are visible')
 
 #----------------------------------------------------------------------------
 
@@ -221,7 +283,7 @@ def check_options(opts):
 @click.option('--outdir',       help='Where to save the results', metavar='DIR',                    required=True)
 @click.option('--cfg',          help='Base configuration',                                          type=click.Choice(['stylegan3-t', 'stylegan3-r', 'stylegan2']), required=True)
 @click.option('--data',         help='Training data', metavar='[ZIP|DIR]',                          type=str, required=True)
-@click.option('--gpus',         help='Number of GPUs to use (processes on the CPU when CUDA is absent)', metavar='INT', type=click.IntRange(min=1), required=True)
+@click.option('--gpus',         help='Number of GPUs to use (CPU processes without CUDA; the world size under torchrun)', metavar='INT', type=click.IntRange(min=1), required=True)
 @click.option('--batch',        help='Total batch size', metavar='INT',                             type=click.IntRange(min=1), required=True)
 @click.option('--gamma',        help='R1 regularization weight', metavar='FLOAT',                   type=click.FloatRange(min=0), required=True)
 
@@ -265,6 +327,12 @@ def main(**kwargs):
     # Train StyleGAN3-T for AFHQv2 using 8 GPUs.
     python train.py --outdir=~/training-runs --cfg=stylegan3-t --data=~/datasets/afhqv2-512x512.zip \\
         --gpus=8 --batch=32 --gamma=8.2 --mirror=1
+
+    \b
+    # AFHQv2 on 2 machines x 8 GPUs: the same command on each machine, --gpus = world size.
+    torchrun --nnodes=2 --nproc_per_node=8 --node_rank=<0|1> --master_addr=<host of rank 0> --master_port=29500 \\
+        train.py --outdir=~/training-runs --cfg=stylegan3-t --data=~/datasets/afhqv2-512x512.zip \\
+        --gpus=16 --batch=64 --gamma=8.2 --mirror=1
 
     \b
     # Tiny run on the CPU (no CUDA device: --gpus counts CPU processes).

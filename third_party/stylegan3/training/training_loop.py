@@ -129,25 +129,58 @@ def export_initial_grids(run_dir, training_set, G_ema, batch_gpu, device):
 #----------------------------------------------------------------------------
 # Process set-up.
 
-def training_device(rank):
-    """The device of process `rank`: its own GPU when CUDA is available, else the CPU."""
-    return torch.device('cuda', rank) if torch.cuda.is_available() else torch.device('cpu')
+TORCHRUN_VARIABLES = ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT']
+
+def torchrun_env():
+    """This process's place in a torchrun job (rank, local_rank, world_size), read from the variables torchrun sets
+    for every worker, or None when the process was not started by torchrun (then train.py spawns its own processes)."""
+    if not all(name in os.environ for name in TORCHRUN_VARIABLES):
+        return None
+    try:
+        return dnnlib.EasyDict({name.lower(): int(os.environ[name]) for name in ['RANK', 'LOCAL_RANK', 'WORLD_SIZE']})
+    except ValueError:
+        raise ValueError('torchrun variables RANK, LOCAL_RANK and WORLD_SIZE must be integers') from None
 
 #----------------------------------------------------------------------------
 
-def init_process_group(rank, num_gpus, init_file):
-    """Join the process group of a multi-process run (NCCL on GPUs, gloo on CPU) through a shared init file and
-    route training_stats through it; a single process needs neither. Returns this process's device."""
+def training_device(rank):
+    """The device of process `rank`: its own GPU when CUDA is available, else the CPU. The GPU index is the rank on
+    this machine: LOCAL_RANK under torchrun, whose ranks span machines, else the rank (spawned processes share one machine)."""
+    if not torch.cuda.is_available():
+        return torch.device('cpu')
+    env = torchrun_env()
+    return torch.device('cuda', env.local_rank if env is not None else rank)
+
+#----------------------------------------------------------------------------
+
+def rendezvous_url(init_file):
+    """Where the processes meet: file:// of the shared init file, or env:// (MASTER_ADDR/MASTER_PORT, set by torchrun) for None."""
+    if init_file is None:
+        return 'env://'
+    init_path = os.path.abspath(init_file).replace('\\', '/')
+    return f'file:///{init_path}' if os.name == 'nt' else f'file://{init_path}'
+
+#----------------------------------------------------------------------------
+
+def init_process_group(rank, num_gpus, init_file=None):
+    """Join the process group of a multi-process run (NCCL on GPUs, gloo on CPU) through a shared init file, or,
+    with init_file=None, through the env:// rendezvous that torchrun sets up; route training_stats through it.
+    A single process needs neither. Returns this process's device."""
     device = training_device(rank)
     if num_gpus > 1:
         backend = 'nccl' if (device.type == 'cuda' and os.name != 'nt') else 'gloo'
-        init_path = os.path.abspath(init_file).replace('\\', '/')
-        init_method = f'file:///{init_path}' if os.name == 'nt' else f'file://{init_path}'
         if device.type == 'cuda':
             torch.cuda.set_device(device)
-        torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=num_gpus)
+        torch.distributed.init_process_group(backend=backend, init_method=rendezvous_url(init_file), rank=rank, world_size=num_gpus)
         training_stats.init_multiprocessing(rank=rank, sync_device=device)
     return device
+
+#----------------------------------------------------------------------------
+
+def close_process_group(num_gpus):
+    """Leave the process group that init_process_group joined, so that NCCL / gloo shut down before the process exits."""
+    if is_distributed(num_gpus):
+        torch.distributed.destroy_process_group()
 
 #----------------------------------------------------------------------------
 

@@ -1,0 +1,89 @@
+"""Tests of multi-process training under torchrun: environment detection, rendezvous, one run directory per job.
+
+Run as a script (`python -m torch.distributed.run ... tests/test_distributed.py DATA OUTDIR`) this file is also the
+torchrun worker of the end-to-end test: a tiny training_loop config launched through train.py's launch helpers."""
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+import train
+from training import training_loop
+from tests.test_training_loop import make_image_zip, tiny_config
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TORCHRUN_ENV = dict(RANK='3', LOCAL_RANK='1', WORLD_SIZE='4', MASTER_ADDR='127.0.0.1', MASTER_PORT='29500')
+
+#----------------------------------------------------------------------------
+# Environment detection.
+
+def test_torchrun_env_reads_rank_local_rank_and_world_size(monkeypatch):
+    for name, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert training_loop.torchrun_env() == dict(rank=3, local_rank=1, world_size=4)
+
+def test_torchrun_env_is_none_unless_every_torchrun_variable_is_set(monkeypatch):
+    for name, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv('MASTER_PORT')
+    assert training_loop.torchrun_env() is None
+    for name in TORCHRUN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert training_loop.torchrun_env() is None
+
+def test_training_device_is_local_rank_under_torchrun_and_rank_otherwise(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    for name in TORCHRUN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert training_loop.training_device(3) == torch.device('cuda', 3)
+    for name, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert training_loop.training_device(3) == torch.device('cuda', 1) # Rank 3 is the second process on its machine.
+
+def test_rendezvous_is_env_under_torchrun_and_a_shared_file_otherwise(tmp_path):
+    assert training_loop.rendezvous_url(None) == 'env://'
+    assert training_loop.rendezvous_url(str(tmp_path / 'init')) == f'file://{tmp_path}/init'
+
+#----------------------------------------------------------------------------
+# End to end: two gloo processes started by torchrun.
+
+def run_torchrun_worker(data_zip, outdir):
+    """Body of each torchrun worker: a 3-step run of tiny nets (4 images per step, 2 per process) launched by train.py."""
+    c = tiny_config(data_zip, run_dir=None, num_gpus=2, batch_gpu=2, total_kimg=0.01, kimg_per_tick=1, metrics=[],
+        augment_kwargs=None, ada_target=None)
+    c.D_kwargs.epilogue_kwargs.mbstd_group_size = 2 # Groups within one process's share of the batch.
+    train.launch_training(c, desc='tiny', outdir=outdir, dry_run=False) # Sets c.run_dir: rank 0's choice, on every rank.
+    print(f'worker rank {training_loop.torchrun_env().rank} finished')
+
+def test_torchrun_two_processes_write_one_run_dir(tmp_path):
+    data_zip = make_image_zip(tmp_path / 'data.zip')
+    outdir = tmp_path / 'runs'
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT_DIR, os.path.dirname(os.path.abspath(train.__file__))]), OMP_NUM_THREADS='1')
+    for name in TORCHRUN_ENV:
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+        os.path.abspath(__file__), data_zip, str(outdir)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr # torchrun exits 0 only if every worker did.
+    assert 'worker rank 0 finished' in result.stdout and 'worker rank 1 finished' in result.stdout
+
+    assert os.listdir(outdir) == ['00000-tiny']
+    run_dir = outdir / '00000-tiny'
+    names = os.listdir(run_dir)
+    assert [name for name in names if name.startswith('network-snapshot-')] == ['network-snapshot-000000.pkl']
+    assert not [name for name in names if name.endswith('.tmp')]
+    assert json.loads((run_dir / 'training_options.json').read_text())['num_gpus'] == 2
+    assert 'Exiting...' in (run_dir / 'log.txt').read_text()
+    with open(run_dir / 'stats.jsonl') as f:
+        lines = [json.loads(line) for line in f]
+    assert [line['Progress/tick']['mean'] for line in lines] == [0, 1] # Tick 0 after the first step, tick 1 at the end.
+    assert lines[0]['Loss/G/loss']['num'] == 4 # One step's G loss summed over both processes' 2 images.
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    run_torchrun_worker(data_zip=sys.argv[1], outdir=sys.argv[2])
+
+#----------------------------------------------------------------------------
