@@ -162,6 +162,16 @@ def test_calc_metrics_appends_result_to_run_dir(snapshot_pkl, metric_env):
         line = json.loads(f.readlines()[-1])
     assert line['snapshot_pkl'] == 'network-snapshot-000000.pkl' and np.isfinite(line['results'][TEST_METRIC])
 
+def test_calc_metrics_inception_option_selects_the_detector_file(snapshot_pkl, metric_env, tmp_path, monkeypatch):
+    from tests import detectors
+    monkeypatch.setenv('STYLESV_INCEPTION', '/nonexistent/detector.pkl') # The option must win over this.
+    local = detectors.save_detector(tmp_path / 'local-detector.pkl', num_channels=1)
+    result = CliRunner().invoke(calc_metrics.calc_metrics, [f'--network={snapshot_pkl}', f'--metrics={TEST_METRIC}', f'--inception={local}'])
+    assert result.exit_code == 0, result.output
+    assert os.environ['STYLESV_INCEPTION'] == os.path.abspath(local)
+    result = CliRunner().invoke(calc_metrics.calc_metrics, [f'--network={snapshot_pkl}', f'--metrics={TEST_METRIC}', '--inception=/missing.pkl'])
+    assert result.exit_code != 0 and 'Error: --inception must point to a detector file: /missing.pkl' in result.output
+
 def test_calc_metrics_rejects_unknown_metric(snapshot_pkl):
     result = CliRunner().invoke(calc_metrics.calc_metrics, [f'--network={snapshot_pkl}', '--metrics=nope'])
     assert result.exit_code != 0 and 'Error: --metrics: unknown nope' in result.output

@@ -58,6 +58,16 @@ def dataset_kwargs_for(network_dict, G, data, mirror):
 
 #----------------------------------------------------------------------------
 
+def override_detectors(**paths):
+    """Point the metrics at local detector files (through the environment, so spawned processes see it too)."""
+    for name, path in paths.items():
+        if path is not None:
+            if not os.path.isfile(path):
+                raise click.ClickException(f'--{name} must point to a detector file: {path}')
+            os.environ[metric_utils.DETECTOR_OVERRIDE_ENV[getattr(metric_utils, name.upper() + '_URL')]] = os.path.abspath(path)
+
+#----------------------------------------------------------------------------
+
 @click.command()
 @click.option('network_pkl', '--network', help='Network pickle filename or URL', metavar='PATH', required=True)
 @click.option('--metrics', help='Quality metrics', metavar='[NAME|A,B,C|none]', type=str, default='fid50k_full', show_default=True)
@@ -65,7 +75,9 @@ def dataset_kwargs_for(network_dict, G, data, mirror):
 @click.option('--mirror', help='Enable dataset x-flips  [default: look up]', type=bool, metavar='BOOL')
 @click.option('--gpus', help='Number of GPUs to use (processes on the CPU when CUDA is absent)', type=click.IntRange(min=1), default=1, metavar='INT', show_default=True)
 @click.option('--verbose', help='Print optional information', type=bool, default=True, metavar='BOOL', show_default=True)
-def calc_metrics(network_pkl, metrics, data, mirror, gpus, verbose):
+@click.option('--inception', help='Local Inception detector file instead of the published URL', metavar='PATH')
+@click.option('--vgg16', help='Local VGG16 detector file instead of the published URL (PPL, P/R)', metavar='PATH')
+def calc_metrics(network_pkl, metrics, data, mirror, gpus, verbose, inception, vgg16):
     """Calculate quality metrics for previous training run or pretrained network pickle.
 
     \b
@@ -77,6 +89,7 @@ def calc_metrics(network_pkl, metrics, data, mirror, gpus, verbose):
         raise click.ClickException(f'--gpus={gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible')
     if not dnnlib.util.is_url(network_pkl, allow_file_urls=True) and not os.path.isfile(network_pkl):
         raise click.ClickException(f'--network must point to a file or URL: {network_pkl}')
+    override_detectors(inception=inception, vgg16=vgg16)
 
     if args.verbose:
         print(f'Loading network from "{network_pkl}"...')
