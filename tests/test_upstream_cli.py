@@ -172,6 +172,13 @@ def test_calc_metrics_inception_option_selects_the_detector_file(snapshot_pkl, m
     result = CliRunner().invoke(calc_metrics.calc_metrics, [f'--network={snapshot_pkl}', f'--metrics={TEST_METRIC}', '--inception=/missing.pkl'])
     assert result.exit_code != 0 and 'Error: --inception must point to a detector file: /missing.pkl' in result.output
 
+def test_calc_metrics_unreachable_detector_fails_with_one_line_error(snapshot_pkl, tmp_path):
+    env = dict(os.environ, STYLESV_INCEPTION='http://127.0.0.1:9/inception.pkl', DNNLIB_CACHE_DIR=str(tmp_path))
+    res = subprocess.run([sys.executable, os.path.join(STYLEGAN3_DIR, 'calc_metrics.py'), f'--network={snapshot_pkl}', '--metrics=fid50k_full'],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode != 0 and 'Traceback' not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith('Error: Could not download http://127.0.0.1:9/inception.pkl')
+
 def test_calc_metrics_rejects_unknown_metric(snapshot_pkl):
     result = CliRunner().invoke(calc_metrics.calc_metrics, [f'--network={snapshot_pkl}', '--metrics=nope'])
     assert result.exit_code != 0 and 'Error: --metrics: unknown nope' in result.output

@@ -104,11 +104,14 @@ def calc_metrics(network_pkl, metrics, data, mirror, gpus, verbose, inception, v
 
     if args.verbose:
         print('Launching processes...')
-    with tempfile.TemporaryDirectory() as temp_dir:
-        if args.num_gpus == 1:
-            subprocess_fn(rank=0, args=args, temp_dir=temp_dir)
-        else:
-            torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir), nprocs=args.num_gpus)
+    try:
+        with tempfile.TemporaryDirectory() as temp_dir:
+            if args.num_gpus == 1:
+                subprocess_fn(rank=0, args=args, temp_dir=temp_dir)
+            else:
+                torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir), nprocs=args.num_gpus)
+    except (OSError, torch.multiprocessing.ProcessRaisedException) as err: # E.g. a detector that cannot be downloaded.
+        raise click.ClickException(str(err).strip().splitlines()[-1])
 
 #----------------------------------------------------------------------------
 

@@ -342,7 +342,10 @@ def main(**kwargs):
     opts = dnnlib.EasyDict(kwargs) # Command line arguments.
     check_options(opts)
     c, desc = build_config(opts)
-    launch_training(c=c, desc=desc, outdir=opts.outdir, dry_run=opts.dry_run)
+    try:
+        launch_training(c=c, desc=desc, outdir=opts.outdir, dry_run=opts.dry_run)
+    except (OSError, torch.multiprocessing.ProcessRaisedException) as err: # E.g. a detector that cannot be downloaded.
+        raise click.ClickException(str(err).strip().splitlines()[-1])
 
 #----------------------------------------------------------------------------
 

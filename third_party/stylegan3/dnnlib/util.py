@@ -344,7 +344,7 @@ def open_url(url, cache_dir=None, num_attempts=10, verbose=True, return_filename
                 last_error = e
                 if verbose:
                     print('.', end='', flush=True)
-                if attempts_left:
+                if attempts_left and not isinstance(e, requests.ConnectionError): # Offline machines fail fast; server trouble gets time.
                     time.sleep(min(2 ** (num_attempts - attempts_left - 1), 8))
     if url_data is None:
         if verbose:
