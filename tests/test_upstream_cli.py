@@ -106,11 +106,22 @@ def test_train_missing_data_fails_with_one_line_error(tmp_path):
     assert 'Traceback' not in result.stderr + result.stdout
     assert result.stderr.strip().count('\n') == 0 and result.stderr.startswith('Error: --data')
 
+@pytest.mark.parametrize('script, args', [
+    ('gen_images.py', ['--seeds=0', '--outdir=out']),
+    ('calc_metrics.py', []),
+])
+def test_scripts_reject_a_file_that_is_not_a_network_pickle_in_one_line(tmp_path, script, args):
+    bad = tmp_path / 'bad.pkl'
+    bad.write_bytes(b'garbage\n')
+    result = run_script(script, f'--network={bad}', *args)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f'Error: --network: {bad} is not a readable network pickle')
+
 @pytest.mark.parametrize('extra, message', [
     (['--batch=6', '--gpus=4'], '--batch must be a multiple of --gpus'),
     (['--batch-gpu=2'], '--batch-gpu cannot be smaller than --mbstd-group'),
     (['--metrics=fid50k_full,nope'], '--metrics: unknown nope'),
-    (['--resume=missing.pkl'], '--resume: no such file: missing.pkl'),
+    (['--resume=missing.pkl'], "--resume: [Errno 2] No such file or directory: 'missing.pkl'"),
 ])
 def test_train_rejects_inconsistent_options(tmp_path, data_zip, extra, message):
     result = CliRunner().invoke(train.main, train_args(tmp_path, data_zip, *extra))

@@ -93,8 +93,11 @@ def calc_metrics(network_pkl, metrics, data, mirror, gpus, verbose, inception, v
 
     if args.verbose:
         print(f'Loading network from "{network_pkl}"...')
-    with dnnlib.util.open_url(network_pkl, verbose=args.verbose) as f:
-        network_dict = legacy.load_network_pkl(f)
+    try:
+        with dnnlib.util.open_url(network_pkl, verbose=args.verbose) as f:
+            network_dict = legacy.load_network_pkl(f)
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f'--network: {err}')
     args.G = network_dict['G_ema'] # subclass of torch.nn.Module
     args.dataset_kwargs = dataset_kwargs_for(network_dict, args.G, data, mirror)
 

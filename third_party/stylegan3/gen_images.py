@@ -94,8 +94,11 @@ def generate_images(network_pkl, seeds, truncation_psi, noise_mode, outdir, tran
     """
     device = torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')
     print(f'Loading networks from "{network_pkl}"...')
-    with dnnlib.util.open_url(network_pkl) as f:
-        G = legacy.load_network_pkl(f)['G_ema'].to(device) # type: ignore
+    try:
+        with dnnlib.util.open_url(network_pkl) as f:
+            G = legacy.load_network_pkl(f)['G_ema'].to(device) # type: ignore
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f'--network: {err}')
 
     os.makedirs(outdir, exist_ok=True)
     label = make_label(G, class_idx, device)

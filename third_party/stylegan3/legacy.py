@@ -24,7 +24,7 @@ def load_network_pkl(f, force_fp16=False):
     source = getattr(f, 'name', 'The input')
     try:
         data = _LegacyUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, UnicodeDecodeError) as e:
+    except Exception as e: # Arbitrary bytes make the unpickler raise almost anything.
         raise ValueError(f'{source} is not a readable network pickle ({type(e).__name__}: {e})') from e
 
     # Legacy TensorFlow pickle => convert.

@@ -9,6 +9,7 @@ import click
 import torch
 
 import dnnlib
+import legacy
 from metrics import metric_main
 from torch_utils import custom_ops
 from training import training_loop
@@ -257,8 +258,12 @@ def check_options(opts):
     invalid = [metric for metric in opts.metrics if not metric_main.is_valid_metric(metric)]
     if len(invalid) > 0:
         raise click.ClickException(f'--metrics: unknown {", ".join(invalid)}; valid values: {", ".join(metric_main.list_valid_metrics())}')
-    if opts.resume is not None and not dnnlib.util.is_url(opts.resume, allow_file_urls=True) and not os.path.isfile(opts.resume):
-        raise click.ClickException(f'--resume: no such file: {opts.resume}')
+    if opts.resume is not None:
+        try: # Fail now, not after the training set and networks are built.
+            with dnnlib.util.open_url(opts.resume) as f:
+                legacy.load_network_pkl(f)
+        except (OSError, ValueError) as err:
+            raise click.ClickException(f'--resume: {err}')
     check_process_count(opts.gpus)
 
 #----------------------------------------------------------------------------
