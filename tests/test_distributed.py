@@ -48,6 +48,25 @@ def test_rendezvous_is_env_under_torchrun_and_a_shared_file_otherwise(tmp_path):
     assert training_loop.rendezvous_url(str(tmp_path / 'init')) == f'file://{tmp_path}/init'
 
 #----------------------------------------------------------------------------
+# Processes started by train.py / calc_metrics.py themselves.
+
+def report_rank_and_world_size(rank, out_dir, init_file):
+    """Body of each spawned process: meet through init_file, then record the world size this rank sees."""
+    training_loop.init_process_group(rank, 2, init_file)
+    (out_dir / f'rank{rank}.txt').write_text(str(torch.distributed.get_world_size()))
+    training_loop.close_process_group(2)
+
+def test_launch_processes_spawns_every_rank_into_one_group(tmp_path):
+    training_loop.launch_processes(report_rank_and_world_size, (tmp_path,), num_gpus=2)
+    assert sorted(os.listdir(tmp_path)) == ['rank0.txt', 'rank1.txt']
+    assert all((tmp_path / name).read_text() == '2' for name in os.listdir(tmp_path))
+
+def test_launch_processes_runs_a_single_rank_in_this_process(tmp_path):
+    calls = []
+    training_loop.launch_processes(lambda rank, value, init_file: calls.append((rank, value)), ('x',), num_gpus=1)
+    assert calls == [(0, 'x')]
+
+#----------------------------------------------------------------------------
 # End to end: two gloo processes started by torchrun.
 
 def run_torchrun_worker(data_zip, outdir):

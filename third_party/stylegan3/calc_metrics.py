@@ -2,7 +2,6 @@
 
 import copy
 import os
-import tempfile
 
 import click
 import torch
@@ -12,12 +11,13 @@ import legacy
 from metrics import metric_main
 from metrics import metric_utils
 from training import training_loop
+from train import parse_metric_list
 
 #----------------------------------------------------------------------------
 
-def subprocess_fn(rank, args, temp_dir):
+def subprocess_fn(rank, args, init_file):
     """Body of each metric process: join the process group, then compute and (rank 0) report every metric."""
-    device = training_loop.init_process_group(rank, args.num_gpus, os.path.join(temp_dir, '.torch_distributed_init'))
+    device = training_loop.init_process_group(rank, args.num_gpus, init_file)
     G = copy.deepcopy(args.G).eval().requires_grad_(False).to(device)
     for metric in args.metrics:
         if rank == 0 and args.verbose:
@@ -29,16 +29,6 @@ def subprocess_fn(rank, args, temp_dir):
             metric_main.report_metric(result_dict, run_dir=args.run_dir, snapshot_pkl=args.network_pkl)
     if rank == 0 and args.verbose:
         print('Exiting...')
-
-#----------------------------------------------------------------------------
-
-def parse_metric_list(s):
-    """'a,b' -> ['a', 'b'], each a registered metric; anything else -> one-line click error."""
-    metrics = [] if s.lower() == 'none' or s == '' else s.split(',')
-    invalid = [metric for metric in metrics if not metric_main.is_valid_metric(metric)]
-    if len(invalid) > 0:
-        raise click.ClickException(f'--metrics: unknown {", ".join(invalid)}; valid values: {", ".join(metric_main.list_valid_metrics())}')
-    return metrics
 
 #----------------------------------------------------------------------------
 
@@ -70,7 +60,7 @@ def override_detectors(**paths):
 
 @click.command()
 @click.option('network_pkl', '--network', help='Network pickle filename or URL', metavar='PATH', required=True)
-@click.option('--metrics', help='Quality metrics', metavar='[NAME|A,B,C|none]', type=str, default='fid50k_full', show_default=True)
+@click.option('--metrics', help='Quality metrics', metavar='[NAME|A,B,C|none]', type=parse_metric_list, default='fid50k_full', show_default=True)
 @click.option('--data', help='Dataset to evaluate against  [default: look up]', metavar='[ZIP|DIR]')
 @click.option('--mirror', help='Enable dataset x-flips  [default: look up]', type=bool, metavar='BOOL')
 @click.option('--gpus', help='Number of GPUs to use (processes on the CPU when CUDA is absent)', type=click.IntRange(min=1), default=1, metavar='INT', show_default=True)
@@ -84,7 +74,7 @@ def calc_metrics(network_pkl, metrics, data, mirror, gpus, verbose, inception, v
     python calc_metrics.py --metrics=fid50k_full --data=~/datasets/ffhq-1024x1024.zip --mirror=1 \\
         --network=training-runs/00000-stylegan3-t-ffhq-gpus8-batch32-gamma8.2/network-snapshot-025000.pkl
     """
-    args = dnnlib.EasyDict(metrics=parse_metric_list(metrics), num_gpus=gpus, network_pkl=network_pkl, verbose=verbose)
+    args = dnnlib.EasyDict(metrics=metrics, num_gpus=gpus, network_pkl=network_pkl, verbose=verbose)
     if torch.cuda.is_available() and gpus > torch.cuda.device_count():
         raise click.ClickException(f'--gpus={gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible')
     if not dnnlib.util.is_url(network_pkl, allow_file_urls=True) and not os.path.isfile(network_pkl):
@@ -108,11 +98,7 @@ def calc_metrics(network_pkl, metrics, data, mirror, gpus, verbose, inception, v
     if args.verbose:
         print('Launching processes...')
     try:
-        with tempfile.TemporaryDirectory() as temp_dir:
-            if args.num_gpus == 1:
-                subprocess_fn(rank=0, args=args, temp_dir=temp_dir)
-            else:
-                torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir), nprocs=args.num_gpus)
+        training_loop.launch_processes(subprocess_fn, (args,), args.num_gpus)
     except (OSError, torch.multiprocessing.ProcessRaisedException) as err: # E.g. a detector that cannot be downloaded.
         raise click.ClickException(str(err).strip().splitlines()[-1])
 

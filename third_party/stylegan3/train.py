@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import tempfile
 
 import click
 import torch
@@ -100,12 +99,7 @@ def launch_spawned(c, desc, outdir, dry_run):
     if create_run_dir(c, desc, outdir, dry_run) is None:
         return
     print('Launching processes...')
-    with tempfile.TemporaryDirectory() as temp_dir:
-        init_file = os.path.join(temp_dir, '.torch_distributed_init')
-        if c.num_gpus == 1:
-            subprocess_fn(rank=0, c=c, init_file=init_file)
-        else:
-            torch.multiprocessing.spawn(fn=subprocess_fn, args=(c, init_file), nprocs=c.num_gpus)
+    training_loop.launch_processes(subprocess_fn, (c,), c.num_gpus)
 
 #----------------------------------------------------------------------------
 
@@ -156,6 +150,16 @@ def parse_comma_separated_list(s):
     if s is None or s.lower() == 'none' or s == '':
         return []
     return s.split(',')
+
+#----------------------------------------------------------------------------
+
+def parse_metric_list(s):
+    """--metrics: 'a,b' -> ['a', 'b'], each a registered metric, else a one-line click error (also used by calc_metrics.py)."""
+    metrics = parse_comma_separated_list(s)
+    invalid = [metric for metric in metrics if not metric_main.is_valid_metric(metric)]
+    if len(invalid) > 0:
+        raise click.ClickException(f'--metrics: unknown {", ".join(invalid)}; valid values: {", ".join(metric_main.list_valid_metrics())}')
+    return metrics
 
 #----------------------------------------------------------------------------
 
@@ -255,9 +259,6 @@ def check_options(opts):
         raise click.ClickException('--batch must be a multiple of --gpus times --batch-gpu')
     if (opts.batch_gpu or opts.batch // opts.gpus) < opts.mbstd_group:
         raise click.ClickException('--batch-gpu cannot be smaller than --mbstd-group')
-    invalid = [metric for metric in opts.metrics if not metric_main.is_valid_metric(metric)]
-    if len(invalid) > 0:
-        raise click.ClickException(f'--metrics: unknown {", ".join(invalid)}; valid values: {", ".join(metric_main.list_valid_metrics())}')
     if opts.resume is not None:
         try: # Fail now, not after the training set and networks are built.
             with dnnlib.util.open_url(opts.resume) as f:
@@ -312,7 +313,7 @@ def check_process_count(gpus):
 
 # Misc settings.
 @click.option('--desc',         help='String to include in result dir name', metavar='STR',         type=str)
-@click.option('--metrics',      help='Quality metrics', metavar='[NAME|A,B,C|none]',                type=parse_comma_separated_list, default='fid50k_full', show_default=True)
+@click.option('--metrics',      help='Quality metrics', metavar='[NAME|A,B,C|none]',                type=parse_metric_list,         default='fid50k_full', show_default=True)
 @click.option('--kimg',         help='Total training duration', metavar='KIMG',                     type=click.IntRange(min=1), default=25000, show_default=True)
 @click.option('--tick',         help='How often to print progress', metavar='KIMG',                 type=click.IntRange(min=1), default=4, show_default=True)
 @click.option('--snap',         help='How often to save snapshots', metavar='TICKS',                type=click.IntRange(min=1), default=50, show_default=True)

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import pickle
+import tempfile
 import time
 import uuid
 
@@ -174,6 +175,18 @@ def init_process_group(rank, num_gpus, init_file=None):
         torch.distributed.init_process_group(backend=backend, init_method=rendezvous_url(init_file), rank=rank, world_size=num_gpus)
         training_stats.init_multiprocessing(rank=rank, sync_device=device)
     return device
+
+#----------------------------------------------------------------------------
+
+def launch_processes(fn, args, num_gpus):
+    """Run fn(rank, *args, init_file) for every rank: in this process when num_gpus = 1, else in num_gpus spawned
+    processes that meet through an init file in a temporary folder (see init_process_group)."""
+    with tempfile.TemporaryDirectory() as temp_dir:
+        init_file = os.path.join(temp_dir, '.torch_distributed_init')
+        if num_gpus == 1:
+            fn(0, *args, init_file)
+        else:
+            torch.multiprocessing.spawn(fn=fn, args=(*args, init_file), nprocs=num_gpus)
 
 #----------------------------------------------------------------------------
 

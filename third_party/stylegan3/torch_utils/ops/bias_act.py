@@ -19,22 +19,6 @@ activation_funcs = {
     'swish':    dnnlib.EasyDict(func=lambda x, **_: torch.sigmoid(x) * x,         def_alpha=0,   def_gain=math.sqrt(2), cuda_idx=9, ref='x', has_2nd_grad=True),
 }
 
-# Derivative of each activation, as a function of its output `y` (ref='y') or its input `x` (ref='x').
-# Written in differentiable ops, so the backward pass can itself be differentiated (R1 regularisation).
-_SELU_SCALE = 1.0507009873554804934193349852946
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_derivatives = {
-    'linear':   lambda y, alpha: torch.ones_like(y),
-    'relu':     lambda y, alpha: (y > 0).to(y.dtype),
-    'lrelu':    lambda y, alpha: torch.where(y > 0, torch.ones_like(y), torch.full_like(y, alpha)),
-    'tanh':     lambda y, alpha: 1 - y * y,
-    'sigmoid':  lambda y, alpha: y * (1 - y),
-    'elu':      lambda y, alpha: torch.where(y > 0, torch.ones_like(y), y + 1),
-    'selu':     lambda y, alpha: torch.where(y > 0, torch.full_like(y, _SELU_SCALE), y + _SELU_SCALE * _SELU_ALPHA),
-    'softplus': lambda y, alpha: 1 - torch.exp(-y),
-    'swish':    lambda x, alpha: torch.sigmoid(x) * (1 + x * (1 - torch.sigmoid(x))),
-}
-
 #----------------------------------------------------------------------------
 
 def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, impl='cuda'):
@@ -106,6 +90,24 @@ class _BiasAct(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             db = dt.sum([i for i in range(dt.ndim) if i != dim])
         return dt, db, None, None, None, None, None
+
+#----------------------------------------------------------------------------
+
+# Derivative of each activation, as a function of its output `y` (ref='y') or its input `x` (ref='x').
+# Written in differentiable ops, so the backward pass can itself be differentiated (R1 regularisation).
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_derivatives = {
+    'linear':   lambda y, alpha: torch.ones_like(y),
+    'relu':     lambda y, alpha: (y > 0).to(y.dtype),
+    'lrelu':    lambda y, alpha: torch.where(y > 0, torch.ones_like(y), torch.full_like(y, alpha)),
+    'tanh':     lambda y, alpha: 1 - y * y,
+    'sigmoid':  lambda y, alpha: y * (1 - y),
+    'elu':      lambda y, alpha: torch.where(y > 0, torch.ones_like(y), y + 1),
+    'selu':     lambda y, alpha: torch.where(y > 0, torch.full_like(y, _SELU_SCALE), y + _SELU_SCALE * _SELU_ALPHA),
+    'softplus': lambda y, alpha: 1 - torch.exp(-y),
+    'swish':    lambda x, alpha: torch.sigmoid(x) * (1 + x * (1 - torch.sigmoid(x))),
+}
 
 #----------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     # its output is the full convolution, so the remaining padding is relative to that, then filter.
     if up > 1 and down == 1:
         wt = w if not flip_weight else w.flip([2, 3])
-        wt = wt.reshape(groups, out_channels // groups, in_channels_per_group, kh, kw)
+        wt = wt.reshape(groups, out_channels // groups, in_channels_per_group, kh, kw) # [groups, O/groups, I/groups, kh, kw]
         wt = wt.transpose(1, 2).reshape(groups * in_channels_per_group, out_channels // groups, kh, kw)  # [I, O/groups, kh, kw]
         x = conv2d_gradfix.conv_transpose2d(input=x, weight=wt, stride=up, groups=groups)
         p = [px0 - (kw - 1), px1 - kw + up, py0 - (kh - 1), py1 - kh + up]

@@ -207,8 +207,6 @@ def _get_filter_size(f):
         return 1, 1
     if not isinstance(f, torch.Tensor) or f.ndim not in (1, 2):
         raise ValueError('Filter must be a 1-D or 2-D tensor or None')
-    fw = int(f.shape[-1])
-    fh = int(f.shape[0])
-    return fw, fh
+    return int(f.shape[-1]), int(f.shape[0])
 
 #----------------------------------------------------------------------------
