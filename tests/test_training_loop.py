@@ -224,6 +224,31 @@ def test_snapshot_loads_in_fresh_process_and_reproduces_G_ema(trained_run, tmp_p
 #----------------------------------------------------------------------------
 # Helpers.
 
+_STYLEGAN2_G = dnnlib.EasyDict(class_name='training.networks_stylegan2.Generator', z_dim=8, w_dim=8, channel_base=64, channel_max=8,
+    num_fp16_res=0, mapping_kwargs=dnnlib.EasyDict(num_layers=2))
+
+@pytest.mark.parametrize('cfg, G_overrides, loss_overrides, G_reg_interval', [
+    ('stylegan3-r', dict(conv_kernel=1, use_radial_filters=True), dict(blur_init_sigma=10, blur_fade_kimg=0.1), None),
+    ('stylegan2', None, dict(style_mixing_prob=0.9, pl_weight=2, pl_no_weight_grad=True), 2),
+])
+def test_every_cfg_trains_a_labelled_dataset_to_a_snapshot(tmp_path, cfg, G_overrides, loss_overrides, G_reg_interval, monkeypatch):
+    data_zip = make_image_zip(tmp_path / 'labelled.zip', labels=[0, 1, 2, 0, 1, 2, 0, 1])
+    (tmp_path / 'run').mkdir()
+    c = tiny_config(data_zip, tmp_path / 'run', metrics=[], total_kimg=0.008, G_reg_interval=G_reg_interval, augment_kwargs=None)
+    c.training_set_kwargs.use_labels = True
+    c.G_kwargs = _STYLEGAN2_G if G_overrides is None else dnnlib.EasyDict(c.G_kwargs, **G_overrides)
+    c.loss_kwargs.update(loss_overrides)
+    monkeypatch.setattr(training_loop, 'setup_snapshot_image_grid', small_snapshot_image_grid)
+    training_loop.training_loop(**c)
+    snapshot = load_snapshot(os.path.join(c.run_dir, 'network-snapshot-000000.pkl'))
+    G = snapshot['G_ema']
+    assert G.c_dim == 3 and snapshot['D'].c_dim == 3
+    with open(os.path.join(c.run_dir, 'stats.jsonl')) as f:
+        stats = [json.loads(line) for line in f]
+    phases = {name for line in stats for name in line if name.startswith('Timing/G')} # training_stats is process-wide: earlier runs' names stay.
+    assert ({'Timing/Gmain', 'Timing/Greg'} if G_reg_interval else {'Timing/Gboth'}) <= phases
+    assert all(np.isfinite(line['Loss/G/loss']['mean']) for line in stats if 'Loss/G/loss' in line)
+
 def test_ema_beta_has_ema_kimg_half_life_and_ramps_up():
     # Without ramp-up, ema_kimg thousand images halve the weight of the old average.
     beta = training_loop.ema_beta(cur_nimg=10**6, batch_size=32, ema_kimg=10, ema_rampup=None)
