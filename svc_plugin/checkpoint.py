@@ -1,0 +1,151 @@
+"""Loading snapshots, and weights-only checkpoints that are safe to load from an untrusted source.
+
+A network pickle (the upstream format) executes the class source it carries when loaded. The
+weights-only format stores nothing but tensors, numbers and strings: one `torch.save` file holding
+each network's state dict and a JSON config naming one of the project's own classes and its
+constructor arguments, so `torch.load(weights_only=True)` reads it and no code travels with it.
+"""
+
+import json
+import os
+import pickle
+import zipfile
+
+import click
+import torch
+
+import dnnlib
+import legacy
+
+FORMAT = 'stylesv-weights-1'
+NETWORK_KEYS = ('G', 'D', 'G_ema', 'augment_pipe')
+
+# The only classes a weights-only checkpoint may name; rebuilt from this codebase, never from the file.
+SAFE_CLASSES = (
+    'training.networks_stylegan3.Generator',
+    'training.networks_stylegan2.Generator',
+    'training.networks_stylegan2.Discriminator',
+    'training.augment.AugmentPipe',
+    'svc_plugin.networks.VideoGenerator',
+    'svc_plugin.discriminator.VideoDiscriminator',
+)
+
+#----------------------------------------------------------------------------
+
+class NetworkLoadError(Exception):
+    """A network file that cannot be used; the message is one line meant for the user."""
+
+#----------------------------------------------------------------------------
+
+def class_name_of(module):
+    """The dotted name of the project class that rebuilds `module` (which may come from a pickle's embedded source)."""
+    name = type(module).__name__
+    if name == 'Generator':
+        stylegan3 = hasattr(module.synthesis, 'input')  # the Fourier-feature input exists only in StyleGAN3
+        return 'training.networks_stylegan3.Generator' if stylegan3 else 'training.networks_stylegan2.Generator'
+    matches = [c for c in SAFE_CLASSES if c.rsplit('.', 1)[1] == name]
+    if len(matches) != 1:
+        raise NetworkLoadError(f'{name} cannot be exported as weights only: not one of the project\'s network classes')
+    return matches[0]
+
+def module_config(module):
+    """JSON-serialisable constructor call of a persistent module."""
+    if len(module.init_args) > 0:
+        raise NetworkLoadError(f'{type(module).__name__} was built with positional arguments; cannot export it as weights only')
+    return dict(class_name=class_name_of(module), init_kwargs=json.loads(json.dumps(module.init_kwargs)))
+
+#----------------------------------------------------------------------------
+
+def save_weights(path, snapshot):
+    """Write the networks of a snapshot dict (keys as in network-snapshot-*.pkl) as a weights-only checkpoint."""
+    config = dict(format=FORMAT, training_set_kwargs=snapshot.get('training_set_kwargs'), networks={})
+    tensors = {}
+    for key in NETWORK_KEYS:
+        module = snapshot.get(key)
+        if module is not None:
+            config['networks'][key] = module_config(module)
+            tensors[key] = {name: value.detach().cpu() for name, value in module.state_dict().items()}
+    tmp = f'{path}.tmp{os.getpid()}'
+    try:
+        torch.save(dict(config=json.dumps(config), tensors=tensors), tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+def load_weights(f, device='cpu'):
+    """Rebuild the networks of a weights-only checkpoint (a file object) from the project's own classes."""
+    data = torch.load(f, map_location='cpu', weights_only=True)
+    config = json.loads(data['config'])
+    if config.get('format') != FORMAT:
+        raise NetworkLoadError(f'unknown weights-only format {config.get("format")!r}, expected {FORMAT!r}')
+    snapshot = dict(training_set_kwargs=config.get('training_set_kwargs'), augment_pipe=None)
+    for key, net in config['networks'].items():
+        if net['class_name'] not in SAFE_CLASSES:
+            raise NetworkLoadError(f'weights-only checkpoint names class {net["class_name"]!r}, which is not a project network class')
+        module = dnnlib.util.construct_class_by_name(class_name=net['class_name'], **net['init_kwargs'])
+        module.load_state_dict(data['tensors'][key])
+        snapshot[key] = module.eval().requires_grad_(False).to(device)
+    return snapshot
+
+#----------------------------------------------------------------------------
+
+def load_network(path_or_url, device='cpu'):
+    """Load a snapshot dict from a network pickle (ours or NVIDIA's) or a weights-only checkpoint.
+
+    Every way a file can be unusable ends in NetworkLoadError with a one-line message.
+    """
+    try:
+        with dnnlib.util.open_url(path_or_url, verbose=False) as f:
+            weights_only = f.read(4) == b'PK\x03\x04'  # torch.save writes a zip archive; a pickle starts otherwise
+            f.seek(0)
+            if weights_only:
+                return load_weights(f, device=device)
+            snapshot = legacy.load_network_pkl(f)
+    except NetworkLoadError:
+        raise
+    except FileNotFoundError:
+        raise NetworkLoadError(f'network file not found: {path_or_url}')
+    except IsADirectoryError:
+        raise NetworkLoadError(f'expected a network file, got a directory: {path_or_url}')
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, AssertionError, ValueError, KeyError, AttributeError,
+            ImportError, TypeError, RuntimeError) as err:
+        raise NetworkLoadError(f'cannot load {path_or_url}: not a complete network pickle or weights-only checkpoint ({type(err).__name__})')
+    except OSError as err:
+        raise NetworkLoadError(f'cannot read {path_or_url}: {err.strerror or err}')
+    for key in NETWORK_KEYS:
+        if isinstance(snapshot.get(key), torch.nn.Module):
+            snapshot[key] = snapshot[key].to(device)
+    return snapshot
+
+def load_generator(path_or_url, device='cpu', video=True):
+    """G_ema of a snapshot; with `video`, insist that it is a video generator (has a motion encoder)."""
+    snapshot = load_network(path_or_url, device=device)
+    G = snapshot.get('G_ema')
+    if not isinstance(G, torch.nn.Module):
+        raise NetworkLoadError(f'{path_or_url} holds no generator (no G_ema)')
+    if video and not hasattr(G.synthesis, 'motion_encoder'):
+        raise NetworkLoadError(f'{path_or_url} holds an image-only generator; turn it into a video generator first: '
+            f'python train_video.py --stage=video --resume={path_or_url} --data=...')
+    return G
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--source', help='Network pickle to convert', metavar='PKL', required=True)
+@click.option('--dest',   help='Weights-only checkpoint to write (.pt)', metavar='PT', required=True)
+def main(source, dest):
+    """Convert a network pickle into a weights-only checkpoint that loads without executing code.
+
+    Example: python -m svc_plugin.checkpoint --source=network-snapshot-001000.pkl --dest=network-001000.pt
+    """
+    try:
+        save_weights(dest, load_network(source))
+    except NetworkLoadError as err:
+        raise click.ClickException(str(err))
+    except OSError as err:
+        raise click.ClickException(f'cannot write {dest}: {err.strerror or err}')
+    print(f'wrote {dest}')
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter

@@ -1,0 +1,72 @@
+"""Weights-only checkpoints: same frames as the pickle, load with weights_only=True, bad files fail in one line."""
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import svc_plugin  # noqa: F401  (puts the upstream layer on sys.path)
+from svc_plugin import checkpoint
+from training import networks_stylegan2, networks_stylegan3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#----------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def snapshot_pkl(tmp_path_factory):
+    torch.manual_seed(0)
+    G = networks_stylegan3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3,
+        channel_base=256, channel_max=8, mapping_kwargs=dict(num_layers=2)).eval().requires_grad_(False)
+    D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=8)
+    snapshot = dict(G=G, D=D, G_ema=copy.deepcopy(G), augment_pipe=None, training_set_kwargs=dict(path='data.zip'))
+    path = str(tmp_path_factory.mktemp('ckpt') / 'network-snapshot-000000.pkl')
+    with open(path, 'wb') as f:
+        pickle.dump(snapshot, f)
+    return path
+
+def test_weights_only_round_trip_gives_identical_images(snapshot_pkl, tmp_path):
+    dest = str(tmp_path / 'net.pt')
+    checkpoint.save_weights(dest, checkpoint.load_network(snapshot_pkl))
+    torch.load(dest, weights_only=True)  # no code needed to read it
+    original = checkpoint.load_network(snapshot_pkl)['G_ema']
+    rebuilt = checkpoint.load_network(dest)
+    z = torch.randn([3, 8])
+    assert torch.equal(rebuilt['G_ema'](z, None), original(z, None))
+    assert rebuilt['training_set_kwargs'] == dict(path='data.zip')
+    assert set(rebuilt) >= {'G', 'D', 'G_ema', 'augment_pipe'}
+
+def test_foreign_class_is_refused(snapshot_pkl, tmp_path):
+    dest = str(tmp_path / 'net.pt')
+    checkpoint.save_weights(dest, checkpoint.load_network(snapshot_pkl))
+    data = torch.load(dest, weights_only=True)
+    data['config'] = data['config'].replace('training.networks_stylegan3.Generator', 'os.system')
+    torch.save(data, dest)
+    with pytest.raises(checkpoint.NetworkLoadError, match='not a project network class'):
+        checkpoint.load_network(dest)
+
+@pytest.mark.parametrize('content', [b'', b'not a pickle at all', 'truncated'])
+def test_unusable_files_raise_one_line(snapshot_pkl, tmp_path, content):
+    path = str(tmp_path / 'bad.pkl')
+    with open(path, 'wb') as f:
+        f.write(open(snapshot_pkl, 'rb').read()[:500] if content == 'truncated' else content)
+    with pytest.raises(checkpoint.NetworkLoadError) as info:
+        checkpoint.load_network(path)
+    assert '\n' not in str(info.value) and path in str(info.value)
+
+def test_image_generator_is_not_a_video_generator(snapshot_pkl):
+    with pytest.raises(checkpoint.NetworkLoadError, match='image-only generator'):
+        checkpoint.load_generator(snapshot_pkl, video=True)
+
+def test_converter_cli(snapshot_pkl, tmp_path):
+    dest = str(tmp_path / 'net.pt')
+    run = lambda *args: subprocess.run([sys.executable, '-m', 'svc_plugin.checkpoint', *args], cwd=ROOT, capture_output=True, text=True)
+    ok = run(f'--source={snapshot_pkl}', f'--dest={dest}')
+    assert ok.returncode == 0 and os.path.isfile(dest)
+    bad = run(f'--source={tmp_path / "missing.pkl"}', f'--dest={tmp_path / "x.pt"}')
+    assert bad.returncode != 0 and 'Traceback' not in bad.stderr and 'not found' in bad.stderr
+    assert not os.path.exists(tmp_path / 'x.pt')
