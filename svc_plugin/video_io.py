@@ -1,0 +1,174 @@
+"""Writing videos: frames streamed chunk by chunk into an H.264 mp4 (or a folder of PNGs), and grid tiling of clips.
+
+Shared by gen_video.py and the training loop's preview videos. Frames go straight into the encoder as
+they are produced, so a video of any length costs the memory of one chunk. Every output is written
+under a temporary name and renamed once complete: an interrupted run never leaves a partial file
+under the final name.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from fractions import Fraction
+
+import imageio_ffmpeg
+import numpy as np
+import PIL.Image
+import torch
+
+#----------------------------------------------------------------------------
+
+def to_uint8(images):
+    """Generator output in [-1, 1] -> uint8 in [0, 255], the upstream quantisation (x * 127.5 + 128, clamped)."""
+    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+def tile_clips(clips, grid):
+    """Lay V clips out as one video: clips [V, F, C, H, W] (tensor or array) -> uint8 array [F, rows*H, cols*W, C].
+
+    `grid` is (cols, rows); clip v goes to row v // cols, column v % cols.
+    """
+    cols, rows = grid
+    clips = np.asarray(clips)
+    V, F, C, H, W = clips.shape
+    if V != cols * rows:
+        raise ValueError(f'a {cols}x{rows} grid needs {cols * rows} clips, got {V}')
+    frames = clips.reshape(rows, cols, F, C, H, W).transpose(2, 0, 4, 1, 5, 3) # [F, rows, H, cols, W, C]
+    return np.ascontiguousarray(frames).reshape(F, rows * H, cols * W, C)
+
+#----------------------------------------------------------------------------
+
+class _AtomicOutput:
+    """An output that becomes visible under its final name only when close() succeeds.
+
+    As a context manager: closed on success, aborted (temporary output removed) on any exception.
+    """
+    def __init__(self, path):
+        self.path = str(path)
+        self.tmp_path = f'{self.path}.tmp{os.getpid()}'
+        self.num_frames = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frames):
+        """Append frames: uint8 [F, H, W, C] (C = 1 or 3), a tensor or an array."""
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] not in (1, 3):
+            raise ValueError(f'expected uint8 frames [F, H, W, 1 or 3], got {frames.dtype} {list(frames.shape)}')
+        self._write(frames)
+        self.num_frames += frames.shape[0]
+
+#----------------------------------------------------------------------------
+
+class Mp4Writer(_AtomicOutput):
+    """H.264 mp4 through the ffmpeg binary that imageio-ffmpeg ships; the encoder runs in its own process.
+
+    ffmpeg is driven directly (not through imageio_ffmpeg.write_frames) so that its exit status and
+    error text are known: a failed encode raises and is never renamed into place.
+    """
+    def __init__(self, path, fps=25, crf=18, preset='medium'):
+        super().__init__(path)
+        self.fps = Fraction(fps).limit_denominator(1001) # ffmpeg takes the rate as a rational
+        self.crf = crf          # H.264 constant rate factor: 0 lossless, 18 visually lossless, 23 ffmpeg's default, 51 worst
+        self.preset = preset    # x264 speed/size trade-off
+        self._proc = None
+        self._log = None
+
+    def _start(self, height, width, channels):
+        self._log = tempfile.TemporaryFile() # ffmpeg's stderr; a file, so a chatty ffmpeg cannot block on a full pipe
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), '-y', '-loglevel', 'error',
+            '-f', 'rawvideo', '-pix_fmt', 'rgb24' if channels == 3 else 'gray', '-s', f'{width}x{height}', '-r', str(self.fps), '-i', '-',
+            '-an', '-c:v', 'libx264', '-preset', self.preset, '-crf', str(self.crf),
+            '-vf', 'pad=ceil(iw/2)*2:ceil(ih/2)*2', '-pix_fmt', 'yuv420p', # 4:2:0 (what players expect) needs even sizes
+            '-f', 'mp4', self.tmp_path]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        self._shape = (height, width, channels)
+
+    def _write(self, frames):
+        if self._proc is None:
+            self._start(*frames.shape[1:])
+        if frames.shape[1:] != self._shape:
+            raise ValueError(f'frame size changed within a video: {list(self._shape)} -> {list(frames.shape[1:])}')
+        try:
+            self._proc.stdin.write(frames.tobytes())
+        except BrokenPipeError:
+            self._proc.wait()
+            raise OSError(f'ffmpeg stopped: {self._ffmpeg_error()}') from None
+
+    def _ffmpeg_error(self):
+        self._log.seek(0)
+        lines = self._log.read().decode(errors='replace').strip().splitlines()
+        return lines[-1] if lines else f'exit status {self._proc.returncode}'
+
+    def close(self):
+        """Finish the encode and rename the file into place."""
+        if self._proc is None:
+            raise ValueError(f'no frames written to {self.path}')
+        try:
+            self._proc.stdin.close()
+            if self._proc.wait() != 0:
+                raise OSError(f'ffmpeg failed: {self._ffmpeg_error()}')
+            os.replace(self.tmp_path, self.path)
+        finally:
+            self.abort()
+
+    def abort(self):
+        """Stop ffmpeg and remove the temporary file (if it is still there)."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            self._log.close()
+        if os.path.exists(self.tmp_path):
+            os.remove(self.tmp_path)
+
+#----------------------------------------------------------------------------
+
+class PngFolderWriter(_AtomicOutput):
+    """A folder of frames 000000.png, 000001.png, ... (the layout of one video in a video dataset)."""
+    def __init__(self, path):
+        super().__init__(path)
+        os.makedirs(self.tmp_path)
+
+    def _write(self, frames):
+        for index, frame in enumerate(frames, start=self.num_frames):
+            image = PIL.Image.fromarray(frame[:, :, 0], 'L') if frame.shape[2] == 1 else PIL.Image.fromarray(frame, 'RGB')
+            image.save(os.path.join(self.tmp_path, f'{index:06d}.png'))
+
+    def close(self):
+        """Rename the folder into place, replacing an earlier folder of the same name."""
+        try:
+            if os.path.isdir(self.path) and not os.path.islink(self.path):
+                shutil.rmtree(self.path)
+            os.replace(self.tmp_path, self.path)
+        finally:
+            self.abort()
+
+    def abort(self):
+        shutil.rmtree(self.tmp_path, ignore_errors=True)
+
+#----------------------------------------------------------------------------
+
+def open_video(path, format='mp4', fps=25, crf=18):
+    """A writer for `path`: format 'mp4' (H.264 at `fps`, `crf`) or 'png' (a folder of frames)."""
+    if format == 'mp4':
+        return Mp4Writer(path, fps=fps, crf=crf)
+    if format == 'png':
+        return PngFolderWriter(path)
+    raise ValueError(f'unknown video format {format!r}: expected mp4 or png')
+
+def write_video(path, frames, fps=25, crf=18):
+    """Write a whole mp4 at once: frames uint8 [F, H, W, C], or an iterable of such chunks."""
+    chunks = [frames] if isinstance(frames, (np.ndarray, torch.Tensor)) else frames
+    with Mp4Writer(path, fps=fps, crf=crf) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+
+#----------------------------------------------------------------------------
