@@ -6,8 +6,6 @@ The source of this module travels inside network pickles, so it imports and call
 NVIDIA's stylegan3 release also has.
 """
 
-import inspect
-
 import numpy as np
 import torch
 from torch_utils import misc
@@ -213,8 +211,9 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
         of identical frames; TSM itself changes the residual branches of the clip's end frames).
         A block rebuilt for concat fusion starts from its random initialisation.
         """
-        bound = inspect.signature(type(D_image).__init__).bind(None, *D_image.init_args, **D_image.init_kwargs)
-        kwargs = {k: v for k, v in bound.arguments.items() if k != 'self'}
+        if len(D_image.init_args) > 3:
+            raise ValueError('from_image_discriminator: the image D was built with options passed by position')
+        kwargs = dict(D_image.init_kwargs, c_dim=D_image.c_dim, img_resolution=D_image.img_resolution, img_channels=D_image.img_channels)
         if D_image.c_dim > 0: # keep the label mapping's shape, so that it can be copied
             kwargs['mapping_kwargs'] = dict(kwargs.get('mapping_kwargs', {}), num_layers=D_image.mapping.num_layers)
             kwargs['cmap_dim'] = D_image.b4.cmap_dim
