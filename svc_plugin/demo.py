@@ -1,15 +1,11 @@
-"""Built-in demo data: a procedurally generated landscape time-lapse, written as a video dataset zip.
+"""Built-in demo data: procedurally generated landscape time-lapses, the `demo` source of the dataset tool.
 
 The videos pan smoothly over a rolling horizon under drifting clouds, so a model trained on them
 must learn both per-frame appearance and smooth motion. Nothing is downloaded; the same seed
 always gives the same bytes of pixels.
 """
 
-import io
-import json
-import os
 import sys
-import zipfile
 
 import click
 import numpy as np
@@ -53,41 +49,38 @@ def random_scene(rnd):
 
 #----------------------------------------------------------------------------
 
-def write_demo_dataset(dest, num_videos=16, num_frames=64, resolution=32, fps=25, seed=0):
-    """Write the demo videos to `dest` (a .zip): one folder per video, zero-padded PNG frames, dataset.json."""
-    if not dest.lower().endswith('.zip'):
-        raise ValueError(f'--dest must end with .zip: {dest}')
+def random_scenes(num_videos, seed):
+    """The scenes of the demo dataset: `num_videos` draws from one RandomState(seed), in video order."""
     rnd = np.random.RandomState(seed)
-    tmp = f'{dest}.tmp{os.getpid()}'
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    with zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_STORED) as zf:
-        for v in range(num_videos):
-            scene = random_scene(rnd)
-            for t in range(num_frames):
-                buf = io.BytesIO()
-                PIL.Image.fromarray(render_frame(scene, t, resolution)).save(buf, format='png', compress_level=0)
-                zf.writestr(f'video{v:05d}/{t:06d}.png', buf.getvalue())
-        zf.writestr('dataset.json', json.dumps(dict(labels=None, fps=fps)))
-    os.replace(tmp, dest)
+    return [random_scene(rnd) for _ in range(num_videos)]
+
+#----------------------------------------------------------------------------
+
+def write_demo_dataset(dest, num_videos=16, num_frames=64, resolution=32, fps=25, seed=0, workers=1):
+    """Write the demo videos to `dest` (a .zip or a folder) with the dataset tool; return its summary dict."""
+    from svc_plugin import dataset_tool # Deferred: the dataset tool imports this module to render the demo source.
+    return dataset_tool.convert_dataset('demo', dest, resolution, fps=fps, seed=seed, demo_videos=num_videos, demo_frames=num_frames, workers=workers)
 
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option('--dest',       help='Output .zip', metavar='ZIP', required=True)
+@click.option('--dest',       help='Output .zip or folder', metavar='PATH', required=True)
 @click.option('--videos',     help='Number of videos', type=click.IntRange(min=1), default=16, show_default=True)
 @click.option('--frames',     help='Frames per video', type=click.IntRange(min=1), default=64, show_default=True)
 @click.option('--resolution', help='Frame size in pixels (a power of two)', type=click.IntRange(min=4), default=32, show_default=True)
 @click.option('--fps',        help='Frame rate recorded in dataset.json', type=click.IntRange(min=1), default=25, show_default=True)
 @click.option('--seed',       help='Random seed', type=int, default=0, show_default=True)
-def main(dest, videos, frames, resolution, fps, seed):
-    """Write the built-in demo video dataset (procedural landscape time-lapses)."""
-    if resolution & (resolution - 1):
-        raise click.BadParameter(f'must be a power of two, got {resolution}', param_hint='--resolution')
+@click.option('--workers',    help='Rendering processes', type=click.IntRange(min=1), default=1, show_default=True)
+def main(dest, videos, frames, resolution, fps, seed, workers):
+    """Write the built-in demo video dataset (procedural landscape time-lapses).
+
+    The same as `python -m svc_plugin.dataset_tool --source=demo --demo-videos=VIDEOS --demo-frames=FRAMES ...`.
+    """
     try:
-        write_demo_dataset(dest, num_videos=videos, num_frames=frames, resolution=resolution, fps=fps, seed=seed)
+        summary = write_demo_dataset(dest, num_videos=videos, num_frames=frames, resolution=resolution, fps=fps, seed=seed, workers=workers)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err))
-    print(f'Wrote {videos} videos x {frames} frames at {resolution}x{resolution} to {dest}', file=sys.stderr)
+    print(f'Wrote {summary["videos"]} videos x {frames} frames at {resolution}x{resolution} to {dest}', file=sys.stderr)
 
 #----------------------------------------------------------------------------
 

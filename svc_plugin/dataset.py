@@ -1,0 +1,250 @@
+"""Video training data: clips of frames with the paper's random spans (Towards Smooth Video Composition, §3.7).
+
+A video dataset is a zip or folder holding one sub-folder of frame images per video (frames sorted by
+name) and an optional dataset.json with `labels` and `fps`. VideoFramesFolderDataset is an upstream
+`training.dataset.Dataset` whose items are clips of one video rather than single images.
+"""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import PIL.Image
+import torch
+
+from training.dataset import Dataset
+
+#----------------------------------------------------------------------------
+
+def sample_clip_times(rnd, video_len, frames, max_dist):
+    """Sorted, distinct frame indices of one clip (the paper's `random` sampling, PAPER.md §3.7).
+
+    The span (last index minus first) is drawn uniformly from the powers of two in
+    [frames - 1, min(video_len - 1, max_dist)]; when no power of two fits there (e.g. frames=4 in a
+    4-frame video), the span is frames - 1, i.e. consecutive frames. The first frame sits at a uniform
+    offset, the last at offset + span, the middle frames uniformly without repeats in between.
+    `rnd` is a np.random.Generator or RandomState. Needs 2 <= frames <= min(video_len, max_dist + 1).
+    """
+    longest = int(min(video_len - 1, max_dist))
+    assert 2 <= frames <= longest + 1
+    spans = [1 << k for k in range(longest.bit_length()) if frames - 1 <= (1 << k) <= longest]
+    span = int(rnd.choice(spans)) if spans else frames - 1
+    offset = int(rnd.choice(video_len - span))
+    middle = rnd.choice(span - 1, size=frames - 2, replace=False) + 1 if frames > 2 else np.zeros([0], dtype=np.int64)
+    return offset + np.sort(np.concatenate([[0, span], middle]).astype(np.int64))
+
+#----------------------------------------------------------------------------
+
+class VideoFramesFolderDataset(Dataset):
+    """Clips of `frames` frames from videos stored as folders of frames, in a directory or a zip.
+
+    Item idx -> (frames uint8 [F, C, H, W], label float32 [label_dim], times float32 [F]). The times are
+    the sampled frame indices minus the clip's first index, so t[0] = 0 and t[-1] = the span: the
+    generator is sampled at times of the same kind, which only matter up to a shift.
+    frames=1 is image mode: one item per frame of every video, times = [0].
+    In clip mode one item is one video (a fresh clip at every visit); videos shorter than `frames`
+    are left out of the items (still listed in video_names / video_lengths) and counted in a log line.
+
+    Randomness: clips are drawn from a numpy Generator seeded with (random_seed, torch.initial_seed()).
+    The torch seed is what the training loop sets per rank in the main process and what DataLoader
+    sets per worker and per epoch (base seed + worker id), so clips differ across ranks, workers and
+    epochs yet repeat exactly for the same seeds. The generator is re-created whenever the torch seed
+    changes and is never pickled.
+    """
+
+    def __init__(self,
+        path,                   # Zip or directory: one sub-folder of frame images per video, optional dataset.json.
+        resolution  = None,     # Ensure this frame size (height and width), None = any.
+        frames      = 3,        # Frames per clip; 1 = image mode over every frame of every video.
+        max_dist    = 32,       # Largest clip span (last frame index minus first), in frames.
+        random_seed = 0,        # Seed of the clip sampling (and of the upstream max_size subset).
+        **super_kwargs,         # Upstream Dataset arguments: max_size, use_labels, xflip.
+    ):
+        if frames < 1 or (frames > 1 and max_dist < frames - 1):
+            raise ValueError(f'need frames >= 1 and max_dist >= frames - 1, got frames={frames}, max_dist={max_dist}')
+        self._path = path
+        self._zipfile = None
+        self._zip_pid = None
+        self._frames = frames
+        self._max_dist = max_dist
+        self._random_seed = random_seed
+        self._rng = None
+        self._rng_key = None
+
+        all_fnames = self._list_files()
+        self._frame_fnames = self._group_frames(all_fnames)                 # {video name: sorted frame paths}
+        self._video_names = sorted(self._frame_fnames)
+        self._video_lengths = np.array([len(self._frame_fnames[v]) for v in self._video_names], dtype=np.int64)
+        self._info = self._load_info() if 'dataset.json' in all_fnames else {}
+
+        # Items: [num_items, 2] rows of (video index, frame index); the frame index is -1 in clip mode.
+        if frames == 1:
+            self._items = np.array([(v, f) for v, n in enumerate(self._video_lengths) for f in range(n)], dtype=np.int64)
+        else:
+            eligible = np.flatnonzero(self._video_lengths >= frames)
+            self._items = np.stack([eligible, np.full_like(eligible, -1)], axis=1)
+            num_short = len(self._video_names) - len(eligible)
+            if num_short > 0:
+                print(f'{path}: skipped {num_short} of {len(self._video_names)} videos shorter than {frames} frames')
+            if len(eligible) == 0:
+                raise IOError(f'No video in {path} has the {frames} frames a clip needs')
+
+        name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+        frame_shape = list(self.load_video_frames(0, [0]).shape[1:])
+        if resolution is not None and frame_shape[1:] != [resolution, resolution]:
+            raise IOError(f'Dataset frames are {frame_shape[2]}x{frame_shape[1]} but resolution {resolution} was requested: {path}')
+        super().__init__(name=name, raw_shape=[len(self._items)] + frame_shape, random_seed=random_seed, **super_kwargs)
+
+    # Files ------------------------------------------------------------------
+
+    def _list_files(self):
+        if os.path.isdir(self._path):
+            self._type = 'dir'
+            return {os.path.relpath(os.path.join(root, fname), self._path).replace(os.sep, '/')
+                    for root, _dirs, files in os.walk(self._path) for fname in files}
+        if os.path.isfile(self._path) and self._path.lower().endswith('.zip'):
+            self._type = 'zip'
+            try:
+                return set(self._get_zipfile().namelist())
+            except zipfile.BadZipFile:
+                raise IOError(f'Dataset path is not a valid zip file: {self._path}') from None
+        raise IOError(f'Dataset path must be a directory or a .zip file: {self._path}')
+
+    def _group_frames(self, all_fnames):
+        """Frame images grouped by their folder (= video name), each group sorted by name."""
+        PIL.Image.init()
+        videos = {}
+        for fname in all_fnames:
+            if os.path.splitext(fname)[1].lower() in PIL.Image.EXTENSION:
+                videos.setdefault(os.path.dirname(fname), []).append(fname)
+        if '' in videos:
+            raise IOError(f'{self._path}: frames must be inside one folder per video, found {sorted(videos[""])[0]} at the top level')
+        if len(videos) == 0:
+            raise IOError(f'No frame folders found in dataset path: {self._path}')
+        return {video: sorted(fnames) for video, fnames in videos.items()}
+
+    def _get_zipfile(self):
+        """The zip, opened once per process: a handle inherited through fork would share its file offset."""
+        if self._zipfile is None or self._zip_pid != os.getpid():
+            self._zipfile = zipfile.ZipFile(self._path)
+            self._zip_pid = os.getpid()
+        return self._zipfile
+
+    def _read_file(self, fname):
+        if self._type == 'dir':
+            with open(os.path.join(self._path, fname), 'rb') as f:
+                return f.read()
+        return self._get_zipfile().read(fname)
+
+    def _load_info(self):
+        try:
+            info = json.loads(self._read_file('dataset.json'))
+        except ValueError:
+            raise IOError(f'{self._path}: dataset.json is not valid JSON') from None
+        if not isinstance(info, dict):
+            raise IOError(f'{self._path}: dataset.json must hold an object with "labels" and "fps"')
+        return info
+
+    def close(self):
+        try:
+            if self._zipfile is not None and self._zip_pid == os.getpid():
+                self._zipfile.close()
+        finally:
+            self._zipfile = None
+
+    def __getstate__(self):
+        return dict(super().__getstate__(), _zipfile=None, _rng=None, _rng_key=None)
+
+    # Frames -----------------------------------------------------------------
+
+    def load_video_frames(self, video_idx, frame_indices):
+        """Frames of video `video_idx` (an index into video_names) as uint8 [len(frame_indices), C, H, W]."""
+        fnames = self._frame_fnames[self._video_names[video_idx]]
+        frames = [self._load_frame(fnames[i]) for i in frame_indices]
+        if any(frame.shape != frames[0].shape for frame in frames):
+            raise IOError(f'{self._path}: frames of video {self._video_names[video_idx]} differ in shape')
+        return np.stack(frames)
+
+    def _load_frame(self, fname):
+        image = np.asarray(PIL.Image.open(io.BytesIO(self._read_file(fname))))
+        if image.ndim == 2:
+            image = image[:, :, np.newaxis] # HW => HWC
+        return image.transpose(2, 0, 1) # HWC => CHW
+
+    def _clip_rng(self):
+        key = torch.initial_seed()
+        if self._rng is None or self._rng_key != key:
+            self._rng = np.random.default_rng([self._random_seed, key])
+            self._rng_key = key
+        return self._rng
+
+    def _sample_frames(self, raw_idx):
+        """(video index, frame indices) of the item `raw_idx`: its one frame, or a freshly sampled clip."""
+        video_idx, frame_idx = (int(x) for x in self._items[raw_idx])
+        if self._frames == 1:
+            return video_idx, np.array([frame_idx], dtype=np.int64)
+        return video_idx, sample_clip_times(self._clip_rng(), int(self._video_lengths[video_idx]), self._frames, self._max_dist)
+
+    def __getitem__(self, idx):
+        video_idx, frame_indices = self._sample_frames(self._raw_idx[idx])
+        clip = self.load_video_frames(video_idx, frame_indices) # [F, C, H, W]
+        if list(clip.shape[1:]) != self.image_shape:
+            raise IOError(f'{self._name}: video {self._video_names[video_idx]} has frames of shape {list(clip.shape[1:])} but the dataset has {self.image_shape}')
+        if self._xflip[idx]:
+            clip = clip[:, :, :, ::-1]
+        times = (frame_indices - frame_indices[0]).astype(np.float32)
+        return clip.copy(), self.get_label(idx), times
+
+    # Labels -----------------------------------------------------------------
+
+    def _load_raw_labels(self):
+        """One label per item. dataset.json `labels` maps video names (our dataset tool's form) or, as
+        upstream, frame paths to labels; a frame's own entry wins over its video's."""
+        labels = self._info.get('labels')
+        if labels is None:
+            return None
+        labels = dict(labels)
+        keys = [self._label_keys(int(v), int(f)) for v, f in self._items]
+        missing = [k for k in keys if not any(key in labels for key in k)]
+        if len(missing) > 0:
+            raise IOError(f'dataset.json has no label for {len(missing)} item(s), e.g. video {missing[0][1]} (frame {missing[0][0]})')
+        bad_labels = IOError('dataset.json labels must be all class indices (int) or all lists of floats of one length')
+        try:
+            labels = np.array([next(labels[key] for key in k if key in labels) for k in keys])
+        except ValueError:
+            raise bad_labels from None
+        if not (labels.ndim == 2 or (labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer))):
+            raise bad_labels
+        return labels.astype({1: np.int64, 2: np.float32}[labels.ndim])
+
+    def _label_keys(self, video_idx, frame_idx):
+        """dataset.json keys that may hold an item's label, most specific first."""
+        video = self._video_names[video_idx]
+        return (self._frame_fnames[video][max(frame_idx, 0)], video)
+
+    # Properties -------------------------------------------------------------
+
+    @property
+    def video_names(self):
+        return list(self._video_names)
+
+    @property
+    def video_lengths(self):
+        return self._video_lengths.copy()
+
+    @property
+    def fps(self):
+        fps = self._info.get('fps')
+        return None if fps is None else float(fps)
+
+    @property
+    def frames(self):
+        return self._frames
+
+    @property
+    def max_dist(self):
+        return self._max_dist
+
+#----------------------------------------------------------------------------
