@@ -4,8 +4,11 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.ndimage
 import torch
+import torch.nn.functional as F
 
+from torch_utils.ops import upfirdn2d
 from training import augment
 from training.augment import AugmentPipe
 
@@ -23,6 +26,49 @@ def _smooth_images(n=2, c=3, size=32, seed=0):
 
 def _interior(x, border=4):
     return x[..., border:-border, border:-border]
+
+def _coordinate_ramps(size):
+    """Images [1, 2, size, size] whose channels hold each pixel centre's x and y, origin at the image centre."""
+    u = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    Y, X = torch.meshgrid(u, u, indexing='ij')
+    return torch.stack([X, Y])[None]
+
+def _residual_offset(Hz):
+    """Pixels by which geometric resampling conjugates a transform: the fixed quarter pixel minus the group delay of Hz."""
+    Hz = Hz.double()
+    delay = (torch.arange(Hz.numel()) * Hz).sum() / Hz.sum()
+    return 0.25 - ((Hz.numel() - 1) / 2 - delay.item()) / 2
+
+def _upstream_resample(x, G_inv, Hz):
+    """The upstream's geometric resampling, constructed directly: reflect padding to the farthest transformed
+    pixel-centre corner plus 2 * taps/4 pixels (at most size - 1), 2x upsampling with Hz, G_inv conjugated by
+    half a sample of the 2x grid, affine_grid + bilinear grid_sample, 2x downsampling with the flipped Hz."""
+    N, C, H, W = x.shape
+    m = Hz.numel() // 4
+    cx, cy = (W - 1) / 2, (H - 1) / 2
+    corners = torch.tensor([[-cx, cx, cx, -cx], [-cy, -cy, cy, cy], [1, 1, 1, 1]])
+    pts = (G_inv @ corners)[:, :2] # [N, 2, 4]
+    pad = torch.cat([-pts, pts], dim=1).amax(dim=(0, 2)) + torch.tensor([2 * m - cx, 2 * m - cy] * 2)
+    x0, y0, x1, y1 = [int(v) for v in pad.clamp(min=0).minimum(torch.tensor([W - 1., H - 1.] * 2)).ceil()]
+    x = upfirdn2d.upsample2d(F.pad(x, [x0, x1, y0, y1], mode='reflect'), Hz, up=2)
+    G = augment.translate2d((x0 - x1) / 2, (y0 - y1) / 2) @ G_inv                      # Origin at the padded centre.
+    G = augment.scale2d(2, 2) @ G @ augment.scale2d_inv(2, 2)                            # 2x-grid units.
+    G = augment.translate2d(-0.5, -0.5) @ G @ augment.translate2d_inv(-0.5, -0.5)       # Half a 2x sample.
+    out_shape = [N, C, (H + 2 * m) * 2, (W + 2 * m) * 2]
+    G = augment.scale2d(2 / x.shape[3], 2 / x.shape[2]) @ G @ augment.scale2d_inv(2 / out_shape[3], 2 / out_shape[2])
+    grid = F.affine_grid(G[:, :2, :].float(), out_shape, align_corners=False)
+    x = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+    return upfirdn2d.downsample2d(x, Hz, down=2, padding=-2 * m, flip_filter=True)
+
+def _firing_rate(name, p, debug_percentile, num_images=2000, **kwargs):
+    """Fraction of images that one augmentation alone changes. Its parameters are fixed away from their
+    neutral values (debug_percentile), so an image changes exactly when the augmentation fires."""
+    torch.manual_seed(0)
+    pipe = AugmentPipe(**{name: 1}, **kwargs)
+    pipe.p.fill_(p)
+    x = _smooth_images(n=num_images, size=(24 if name == 'imgfilter' else 16)) # imgfilter needs more than 21 pixels.
+    y = pipe(x, debug_percentile=debug_percentile)
+    return ((y - x).flatten(1).abs().amax(dim=1) > 1e-3).float().mean().item()
 
 #----------------------------------------------------------------------------
 
@@ -67,13 +113,48 @@ def test_geometric_pipeline_with_identity_parameters_preserves_the_image():
     y = AugmentPipe(**{name: 1 for name in GEOMETRIC})(x, debug_percentile=0.5)
     torch.testing.assert_close(y, x, atol=1e-4, rtol=0)
 
-def test_xflip_and_rotate90_match_pixel_operations():
-    x = _smooth_images()
-    flipped = AugmentPipe(xflip=1)(x, debug_percentile=0.75)
-    torch.testing.assert_close(_interior(flipped), _interior(x.flip(3)), atol=0.05, rtol=0)
-    rotated = AugmentPipe(rotate90=1)(x, debug_percentile=0.3) # One quarter turn.
-    errors = [(_interior(rotated) - _interior(torch.rot90(x, k, dims=(2, 3)))).abs().max() for k in range(4)]
-    assert min(errors) < 0.05
+@pytest.mark.parametrize('p', [0.2, 0.6])
+@pytest.mark.parametrize('name', ALL)
+def test_each_augmentation_fires_with_the_probability_ada_defines(name, p):
+    # Every augmentation fires with p (arbitrary rotation: at least one of its two draws), imgfilter
+    # amplifies each of its 4 bands with p independently.
+    defined = 1 - (1 - p) ** 4 if name == 'imgfilter' else p
+    assert _firing_rate(name, p, debug_percentile=0.9) == pytest.approx(defined, abs=0.03)
+
+@pytest.mark.parametrize('p', [0.2, 0.6])
+def test_each_of_the_two_rotation_draws_fires_with_one_minus_sqrt_one_minus_p(p):
+    # At the top percentile one rotation is a half turn and two cancel: exactly one draw changes an image.
+    p_rot = 1 - np.sqrt(1 - p)
+    assert _firing_rate('rotate', p, debug_percentile=1.0) == pytest.approx(2 * p_rot * (1 - p_rot), abs=0.03)
+
+def test_geometric_transforms_carry_the_upstream_quarter_pixel_conjugation():
+    # On coordinate ramps the output is exactly the input coordinate each pixel samples:
+    # G_inv(p + e) - e, with e = 1/4 - (group delay of sym6) = 0.049 px.
+    x = _coordinate_ramps(48)
+    X, Y = x[0]
+    e = _residual_offset(AugmentPipe().Hz_geom)
+    assert e == pytest.approx(0.049, abs=1e-3)
+    s = 2 ** (torch.erfinv(torch.tensor(0.8)).item() * np.sqrt(2) * 0.2) # Scale at the 90th percentile.
+    cases = [
+        (AugmentPipe(xflip=1), 0.75, (-(X + e) - e, Y)),                           # Mirror.
+        (AugmentPipe(rotate90=1), 0.3, (-(Y + e) - e, X)),                          # Quarter turn.
+        (AugmentPipe(scale=1), 0.9, ((X + e) / s - e, (Y + e) / s - e)),            # Isotropic scaling.
+    ]
+    for pipe, percentile, expected in cases:
+        y = pipe(x, debug_percentile=percentile)
+        torch.testing.assert_close(_interior(y[0], 8), _interior(torch.stack(expected), 8), atol=1e-4, rtol=0)
+
+@pytest.mark.parametrize('G_inv', [
+    torch.diag(torch.tensor([-1.0, 1, 1])),                     # Flip.
+    augment.rotate2d(torch.tensor(0.7)),                        # Rotation.
+    augment.scale2d(1.3, 0.8) @ augment.translate2d(2.6, -1.2), # Anisotropic scaling and translation.
+    augment.scale2d(5.0, 5.0),                                  # Zoom out: padding limited to size - 1.
+], ids=['flip', 'rotate', 'aniso_translate', 'zoom_out'])
+def test_geometric_resampling_equals_the_upstream_construction(G_inv):
+    x = torch.randn([2, 3, 32, 24])
+    G_inv = G_inv.to(torch.float32).expand(2, 3, 3)
+    pipe = AugmentPipe(xflip=1)
+    torch.testing.assert_close(pipe._resample(x, G_inv), _upstream_resample(x, G_inv, pipe.Hz_geom), atol=1e-4, rtol=0)
 
 def test_integer_translation_moves_content_by_whole_pixels():
     x = torch.zeros([1, 1, 32, 32])
@@ -90,7 +171,9 @@ def test_rotation_matches_an_analytic_rotation():
     f = lambda X, Y: torch.cos(2 * np.pi * (2 * X + Y) / size) + torch.sin(2 * np.pi * (1.5 * Y - X) / size)
     theta = np.pi / 3 # Pre- and post-rotation at the top percentile, each a sixth of a half turn.
     y = AugmentPipe(rotate=1, rotate_max=1/6)(f(X, Y)[None, None], debug_percentile=1.0)
-    expected = f(np.cos(theta) * X - np.sin(theta) * Y, np.sin(theta) * X + np.cos(theta) * Y)
+    e = _residual_offset(AugmentPipe().Hz_geom) # About a point e px off centre, as upstream.
+    Xe, Ye = X + e, Y + e
+    expected = f(np.cos(theta) * Xe - np.sin(theta) * Ye - e, np.sin(theta) * Xe + np.cos(theta) * Ye - e)
     inside = X.square() + Y.square() < (size / 2 - 6) ** 2
     assert (y[0, 0] - expected)[inside].abs().max() < 0.02
 
@@ -117,6 +200,33 @@ def test_colour_transforms_accept_grayscale_and_reject_other_channel_counts():
     torch.testing.assert_close(AugmentPipe(lumaflip=1)(gray, debug_percentile=0.75), -gray, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match='1 or 3 channels'):
         AugmentPipe(hue=1)(torch.rand([2, 4, 16, 16]))
+
+def test_imgfilter_draw_equals_a_direct_construction_from_the_band_filters():
+    # ADA appendix B: each band fires on its own; amplifying band i by g alone is normalised by the
+    # expected power sum_j w_j t_j^2 of the gain vector t = (1, .., g, .., 1), w = [10, 1, 1, 1] / 13,
+    # and the normalised vectors multiply.
+    x = torch.randn([6, 3, 32, 32])
+    bands = [1, 1, 0, 1]
+    pipe = AugmentPipe(imgfilter=1, imgfilter_bands=bands)
+    pipe.p.fill_(0.6)
+    torch.manual_seed(3)
+    y = pipe(x)
+
+    torch.manual_seed(3) # Replay the draws: per band a normal log2 gain, then whether it fires.
+    w = np.array([10, 1, 1, 1]) / 13
+    gains = np.ones([6, 4])
+    fired = np.zeros([6, 4], dtype=bool)
+    for i, strength in enumerate(bands):
+        g = 2 ** torch.randn([6]).double().numpy()
+        fired[:, i] = (torch.rand([6]) < torch.tensor(0.6) * strength).numpy()
+        t = np.ones([6, 4])
+        t[:, i] = np.where(fired[:, i], g, 1)
+        gains *= t / np.sqrt((w * t ** 2).sum(axis=1, keepdims=True))
+    assert (fired.sum(axis=1) >= 2).any() and not fired[:, 2].any() # Some images with several bands; band 2 never.
+    filters = gains @ pipe.Hz_fbank.double().numpy() # Per image one zero-phase 1-D filter, applied along x and y.
+    expected = np.stack([scipy.ndimage.convolve1d(scipy.ndimage.convolve1d(image, f, axis=2, mode='mirror'), f, axis=1, mode='mirror')
+        for image, f in zip(x.double().numpy(), filters)]) # Reflect padding is scipy's 'mirror'.
+    np.testing.assert_allclose(y.numpy(), expected, atol=1e-4, rtol=0)
 
 def test_cutout_zeroes_a_square_of_the_requested_size():
     x = torch.ones([1, 1, 32, 32])

@@ -124,7 +124,9 @@ class AugmentPipe(torch.nn.Module):
 
     Each augmentation fires independently per sample with probability
     `multiplier * p`, where the buffer `p` is the overall strength that the
-    training loop adapts. The pipeline is differentiable w.r.t. the images (to
+    training loop adapts. Arbitrary rotation fires when at least one of its two
+    draws does, each with probability 1 - sqrt(1 - rotate * p); imgfilter
+    fires per band. The pipeline is differentiable w.r.t. the images (to
     second order when grid_sample_gradfix is enabled), as G's loss and the R1
     penalty need.
 
@@ -236,8 +238,8 @@ class AugmentPipe(torch.nn.Module):
             return torch.erfinv(uniform()) * np.sqrt(2)
         def integer(n): # Uniform over {0, ..., n-1}.
             return torch.floor(uniform() * n).clamp(max=n - 1)
-        def gated(multiplier, value, neutral): # value where the augmentation fires, neutral elsewhere.
-            fires = torch.rand([batch_size], device=device) < multiplier * self.p
+        def gated(prob, value, neutral): # value where the augmentation fires (probability prob), neutral elsewhere.
+            fires = torch.rand([batch_size], device=device) < prob
             fires = fires.reshape([batch_size] + [1] * (value.ndim - 1))
             return torch.where(fires, value, torch.full_like(value, neutral))
         def per_frame(t): # [batch, ...] -> [batch * frames, ...]
@@ -247,31 +249,31 @@ class AugmentPipe(torch.nn.Module):
         # (pixel units, origin at the image centre).
         geometric = []
         if self.xflip > 0:
-            i = gated(self.xflip, integer(2), 0)
+            i = gated(self.xflip * self.p, integer(2), 0)
             geometric.append(scale2d_inv(1 - 2 * i, 1))
         if self.rotate90 > 0:
-            i = gated(self.rotate90, integer(4), 0)
+            i = gated(self.rotate90 * self.p, integer(4), 0)
             geometric.append(rotate2d_inv(-np.pi / 2 * i))
         if self.xint > 0:
-            t = gated(self.xint, (uniform(2) * 2 - 1) * self.xint_max, 0)
+            t = gated(self.xint * self.p, (uniform(2) * 2 - 1) * self.xint_max, 0)
             geometric.append(translate2d_inv(torch.round(t[:, 0] * width), torch.round(t[:, 1] * height)))
         if self.scale > 0:
-            s = gated(self.scale, torch.exp2(normal() * self.scale_std), 1)
+            s = gated(self.scale * self.p, torch.exp2(normal() * self.scale_std), 1)
             geometric.append(scale2d_inv(s, s))
         # Rotation is split into a pre- and a post-rotation around the anisotropic
-        # scaling, each firing with the probability that makes "at least one" equal rotate * p.
+        # scaling, each firing with p_rot, so that "at least one" fires with rotate * p.
         p_rot = 1 - torch.sqrt((1 - self.rotate * self.p).clamp(0, 1))
         if self.rotate > 0:
             theta = gated(p_rot, (uniform() * 2 - 1) * np.pi * self.rotate_max, 0)
             geometric.append(rotate2d_inv(-theta))
         if self.aniso > 0:
-            s = gated(self.aniso, torch.exp2(normal() * self.aniso_std), 1)
+            s = gated(self.aniso * self.p, torch.exp2(normal() * self.aniso_std), 1)
             geometric.append(scale2d_inv(s, 1 / s))
         if self.rotate > 0:
             theta = gated(p_rot, (uniform() * 2 - 1) * np.pi * self.rotate_max, 0)
             geometric.append(rotate2d_inv(-theta))
         if self.xfrac > 0:
-            t = gated(self.xfrac, normal(2) * self.xfrac_std, 0)
+            t = gated(self.xfrac * self.p, normal(2) * self.xfrac_std, 0)
             geometric.append(translate2d_inv(t[:, 0] * width, t[:, 1] * height))
         if len(geometric) > 0:
             G_inv = functools.reduce(torch.matmul, geometric) # [batch, 3, 3]
@@ -283,45 +285,46 @@ class AugmentPipe(torch.nn.Module):
         I_4 = misc.constant(np.eye(4), device=device)
         colour = []
         if self.brightness > 0:
-            b = gated(self.brightness, normal() * self.brightness_std, 0)
+            b = gated(self.brightness * self.p, normal() * self.brightness_std, 0)
             colour.append(translate3d(b, b, b))
         if self.contrast > 0:
-            c = gated(self.contrast, torch.exp2(normal() * self.contrast_std), 1)
+            c = gated(self.contrast * self.p, torch.exp2(normal() * self.contrast_std), 1)
             colour.append(scale3d(c, c, c))
         if self.lumaflip > 0:
-            i = gated(self.lumaflip, integer(2), 0)
+            i = gated(self.lumaflip * self.p, integer(2), 0)
             colour.append(I_4 - 2 * luma_proj * i[:, None, None]) # Householder reflection about the luma axis.
         if self.hue > 0:
-            theta = gated(self.hue, (uniform() * 2 - 1) * np.pi * self.hue_max, 0)
+            theta = gated(self.hue * self.p, (uniform() * 2 - 1) * np.pi * self.hue_max, 0)
             colour.append(rotate3d(luma, theta))
         if self.saturation > 0:
-            s = gated(self.saturation, torch.exp2(normal() * self.saturation_std), 1)
+            s = gated(self.saturation * self.p, torch.exp2(normal() * self.saturation_std), 1)
             colour.append(luma_proj + (I_4 - luma_proj) * s[:, None, None])
         if len(colour) > 0:
             C = functools.reduce(lambda acc, m: m @ acc, colour) # [batch, 4, 4], first transform applied first.
             x = self._apply_colour(x, per_frame(C))
 
-        # Image-space filtering: random gains for the octave bands, normalised to keep
-        # the expected power of an image whose power spectrum falls like a natural image's.
+        # Image-space filtering: each octave band is amplified with its own firing and gain, and each
+        # amplification on its own is normalised to keep the expected power of an image whose spectrum
+        # falls like a natural image's (band powers [10, 1, 1, 1] / 13); the normalised gains multiply.
         if self.imgfilter > 0:
             if len(self.imgfilter_bands) != self.Hz_fbank.shape[0]:
                 raise ValueError(f'imgfilter_bands must have {self.Hz_fbank.shape[0]} entries')
-            gains = [gated(self.imgfilter * band, torch.exp2(normal() * self.imgfilter_std), 1) if band > 0 else torch.ones([batch_size], device=device)
-                for band in self.imgfilter_bands]
-            gains = torch.stack(gains, dim=1) # [batch, bands]
+            gains = torch.stack([gated(self.imgfilter * band * self.p, torch.exp2(normal() * self.imgfilter_std), 1)
+                for band in self.imgfilter_bands], dim=1) # [batch, bands]
             expected_power = misc.constant(np.asarray([10, 1, 1, 1]) / 13, device=device)
-            gains = gains / (gains.square() * expected_power).sum(dim=1, keepdim=True).sqrt()
+            power = 1 + expected_power * (gains.square() - 1) # Expected power after amplifying band i alone.
+            gains = gains / power.prod(dim=1, keepdim=True).sqrt()
             x = self._filter_separable(x, per_frame(gains @ self.Hz_fbank))
 
         # Additive Gaussian noise: one noise field per clip.
         if self.noise > 0:
-            sigma = gated(self.noise, half_normal() * self.noise_std, 0)
+            sigma = gated(self.noise * self.p, half_normal() * self.noise_std, 0)
             field = torch.randn([batch_size, 1, num_channels, height, width], device=device) * sigma[:, None, None, None, None]
             x = x + field.expand(-1, num_frames, -1, -1, -1).reshape(x.shape) # [batch, 1, ...] -> [batch * frames, C, H, W]
 
         # Cutout: zero a square of side cutout_size (relative) at a uniformly random centre.
         if self.cutout > 0:
-            size = gated(self.cutout, torch.full([batch_size], self.cutout_size, device=device), 0)
+            size = gated(self.cutout * self.p, torch.full([batch_size], self.cutout_size, device=device), 0)
             centre = uniform(2)
             xs = (torch.arange(width, device=device) + 0.5) / width
             ys = (torch.arange(height, device=device) + 0.5) / height
@@ -333,40 +336,40 @@ class AugmentPipe(torch.nn.Module):
         return x.to(images.dtype).reshape(images.shape)
 
     def _resample(self, x, G_inv):
-        """Sample x [N, C, H, W] at positions G_inv @ (output pixel), suppressing aliasing.
+        """Sample x [N, C, H, W] at positions G_inv @ (output pixel), suppressing aliasing (ADA appendix B.2).
 
-        The input is reflect-padded far enough to cover every sampled position,
-        upsampled 2x with Hz_geom, sampled bilinearly on a 2x output grid, and
-        downsampled 2x with the flipped filter, so that up- and downsampling
-        together form the zero-phase half-band autocorrelation of the wavelet:
-        an identity transform returns the input exactly.
+        The input is reflect-padded, upsampled 2x with Hz_geom, sampled bilinearly
+        on a 2x output grid, and downsampled 2x with the flipped filter, so that up-
+        and downsampling together form the zero-phase half-band autocorrelation of
+        the wavelet: an identity transform returns the input exactly.
+
+        The nearly symmetric sym6 filter displaces the upsampled content by its
+        group delay, 0.20 px. As in the upstream, the transform is conjugated by a
+        fixed quarter pixel (half a sample of the 2x grid) instead, so a
+        non-identity transform keeps a residual offset of ~0.05 px (a flip mirrors
+        about a point 0.05 px off centre). Pickled pipelines and published ADA
+        results assume exactly this resampling.
         """
         N, C, H, W = x.shape
-        taps = self.Hz_geom.shape[0]
-        margin = taps // 2    # Extra 2x-grid samples per side, consumed by the downsampling filter.
-        reach = taps / 4 + 1  # Input pixels the upsampling filter and bilinear taps look past a position.
+        margin = self.Hz_geom.shape[0] // 4 # Filter reach in pixels; the 2x grid extends 2 * margin samples past each edge.
 
-        # Hz_geom (sym6) is only nearly symmetric: its group delay differs from its centre, which
-        # displaces the upsampled content by `shift` input pixels. Down-sampling with the
-        # flipped filter undoes that for the identity; conjugating G_inv by the shift
-        # undoes it for every other transform (exactly at low frequencies).
-        delay = (torch.arange(taps, device=x.device) * self.Hz_geom).sum() / self.Hz_geom.sum()
-        shift = ((taps - 1) / 2 - delay) / 2
-        G_inv = translate2d(-shift, -shift) @ G_inv @ translate2d(shift, shift)
-
-        # Positions of the 2x output grid, in output pixel units with origin at the image centre.
-        xs = (torch.arange(2 * W + 2 * margin, device=x.device) - margin + 0.5) / 2 - W / 2
-        ys = (torch.arange(2 * H + 2 * margin, device=x.device) - margin + 0.5) / 2 - H / 2
-
-        # Reflect padding: enough for the extreme sampled positions. F.pad needs Python ints, hence one host sync.
-        corners = torch.stack([xs[[0, -1, -1, 0]], ys[[0, 0, -1, -1]], torch.ones(4, device=x.device)]) # [3, 4]
+        # Reflect padding, for the whole batch: the farthest transformed pixel-centre corner past the image
+        # edge plus 2 * margin pixels, at most size - 1 (all that reflect padding allows). F.pad needs
+        # Python ints, hence one host sync.
+        cx, cy = (W - 1) / 2, (H - 1) / 2
+        corners = matrix([-cx, cx, cx, -cx], [-cy, -cy, cy, cy], [1, 1, 1, 1], device=x.device) # [3, 4]
         src = G_inv[:, :2, :] @ corners # [N, 2, 4]
-        lo_x, lo_y, hi_x, hi_y = torch.cat([src.amin(dim=(0, 2)), src.amax(dim=(0, 2))]).tolist()
-        def pad(beyond, size): # Reflect padding cannot exceed size - 1.
-            return int(min(max(np.ceil(beyond + reach), 0), size - 1))
-        px0, px1, py0, py1 = pad(-W / 2 - lo_x, W), pad(hi_x - W / 2, W), pad(-H / 2 - lo_y, H), pad(hi_y - H / 2, H)
+        reach = torch.cat([-src, src], dim=1).amax(dim=(0, 2)) # Left, up, right, down of the centre: [4]
+        pad = reach + misc.constant([2 * margin - cx, 2 * margin - cy] * 2, device=x.device)
+        pad = pad.clamp(min=0).minimum(misc.constant([W - 1, H - 1] * 2, device=x.device)).ceil()
+        px0, py0, px1, py1 = [int(p) for p in pad.tolist()]
         x = torch.nn.functional.pad(x, [px0, px1, py0, py1], mode='reflect')
         x = upfirdn2d.upsample2d(x=x, f=self.Hz_geom, up=2)
+        G_inv = translate2d(-0.25, -0.25, device=x.device) @ G_inv @ translate2d(0.25, 0.25, device=x.device) # The quarter-pixel conjugation.
+
+        # Positions of the 2x output grid, in output pixel units with origin at the image centre.
+        xs = (torch.arange(2 * W + 4 * margin, device=x.device) - 2 * margin + 0.5) / 2 - W / 2
+        ys = (torch.arange(2 * H + 4 * margin, device=x.device) - 2 * margin + 0.5) / 2 - H / 2
 
         # Bilinear sampling; grid_sample's [-1, 1] spans the padded, upsampled image edge to edge.
         G = G_inv[:, :2, :, None, None] # [N, 2, 3, 1, 1]
@@ -376,7 +379,7 @@ class AugmentPipe(torch.nn.Module):
             (src_pos[:, 1] + H / 2 + py0) * (2 / (H + py0 + py1)) - 1,
         ], dim=3) # [N, 2H', 2W', 2]
         x = grid_sample_gradfix.grid_sample(x, grid)
-        return upfirdn2d.downsample2d(x=x, f=self.Hz_geom, down=2, padding=-margin, flip_filter=True)
+        return upfirdn2d.downsample2d(x=x, f=self.Hz_geom, down=2, padding=-2 * margin, flip_filter=True)
 
     @staticmethod
     def _apply_colour(x, C):
