@@ -81,7 +81,9 @@ class VideoFramesFolderDataset(Dataset):
 
         # Items: [num_items, 2] rows of (video index, frame index); the frame index is -1 in clip mode.
         if frames == 1:
-            self._items = np.array([(v, f) for v, n in enumerate(self._video_lengths) for f in range(n)], dtype=np.int64)
+            videos = np.repeat(np.arange(len(self._video_names)), self._video_lengths)
+            starts = np.cumsum(self._video_lengths) - self._video_lengths
+            self._items = np.stack([videos, np.arange(len(videos)) - starts[videos]], axis=1)
         else:
             eligible = np.flatnonzero(self._video_lengths >= frames)
             self._items = np.stack([eligible, np.full_like(eligible, -1)], axis=1)

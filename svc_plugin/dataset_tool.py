@@ -17,13 +17,11 @@ import math
 import multiprocessing
 import os
 import shutil
-import sys
 import tempfile
 import zipfile
 
 import click
 import imageio_ffmpeg
-import numpy as np
 import PIL.Image
 import tqdm
 
@@ -48,13 +46,13 @@ def list_sources(source, fps=None, seed=0, demo_videos=16, demo_frames=64):
         return [dict(kind='video', name=os.path.basename(source), label=None, fps=None, path=source)], []
     if os.path.isdir(source):
         fnames = [os.path.relpath(os.path.join(root, f), source).replace(os.sep, '/') for root, _dirs, files in os.walk(source) for f in files]
-        info = read_info(lambda: read_file(os.path.join(source, 'dataset.json'))) if 'dataset.json' in fnames else {}
+        info = read_info(read_file(os.path.join(source, 'dataset.json'))) if 'dataset.json' in fnames else {}
         tasks, skipped = classify_files(fnames, os.path.basename(os.path.normpath(source)))
     elif source.lower().endswith('.zip'):
         try:
             with zipfile.ZipFile(source) as zf:
                 fnames = [f for f in zf.namelist() if not f.endswith('/')]
-                info = read_info(lambda: zf.read('dataset.json')) if 'dataset.json' in fnames else {}
+                info = read_info(zf.read('dataset.json')) if 'dataset.json' in fnames else {}
         except zipfile.BadZipFile:
             raise IOError(f'--source is not a valid zip file: {source}') from None
         tasks, skipped = classify_files(fnames, os.path.splitext(os.path.basename(source))[0])
@@ -91,10 +89,10 @@ def classify_files(fnames, root_name):
     tasks += [dict(kind='frames', name=folder or root_name, members=members) for folder, members in folders.items()]
     return sorted(tasks, key=lambda task: task['name']), skipped
 
-def read_info(read_fn):
+def read_info(data):
     """The source's own dataset.json (labels, fps), e.g. when re-converting a video dataset."""
     try:
-        info = json.loads(read_fn())
+        info = json.loads(data)
     except ValueError:
         raise IOError('the source dataset.json is not valid JSON') from None
     if not isinstance(info, dict):

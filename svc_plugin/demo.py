@@ -9,7 +9,6 @@ import sys
 
 import click
 import numpy as np
-import PIL.Image
 
 #----------------------------------------------------------------------------
 
