@@ -1,0 +1,192 @@
+"""Tests for svc_plugin.motion: blending weights, smoothness at key frames, lazy, chunked, cyclic and far-time motion."""
+
+import pickle
+
+import pytest
+import torch
+
+from svc_plugin import motion
+
+D = 4 # motion_z_distance of the small encoders below
+
+def _encoder(kind='bspline', c_dim=0, seed=0):
+    torch.manual_seed(seed)
+    return motion.MotionEncoder(c_dim=c_dim, z_dim=32, v_dim=32, motion_z_distance=D, kind=kind, max_period_len=64)
+
+def _v(encoder, t, c=None, **kwargs):
+    """motion_v for times t [B, F], and the motion_z used."""
+    with torch.no_grad():
+        out = encoder(c, torch.as_tensor(t, dtype=torch.float32), **kwargs)
+    return out['motion_v'], out['motion_z']
+
+@pytest.fixture(scope='module', params=['bspline', 'linear'])
+def encoder(request):
+    return _encoder(request.param)
+
+#----------------------------------------------------------------------------
+
+def test_blend_weights_known_values():
+    u = torch.tensor([0, 0.5, 0.999])
+    bspline = motion.blend_weights(u, 'bspline')
+    expected = torch.tensor([[0.5, 0.5, 0], [0.125, 0.75, 0.125], [0.001**2 / 2, 0.5 + 0.999 - 0.999**2, 0.999**2 / 2]])
+    assert torch.allclose(bspline, expected, atol=1e-6)
+    assert torch.allclose(motion.blend_weights(u, 'linear'), torch.stack([1 - u, u], dim=1))
+
+@pytest.mark.parametrize('kind', ['bspline', 'linear'])
+def test_blend_weights_sum_to_one_keeping_shape_and_dtype(kind):
+    u = torch.rand([5, 7], dtype=torch.float64)
+    weights = motion.blend_weights(u, kind)
+    assert weights.shape == (5, 7, motion.num_blended_keys(kind)) and weights.dtype == torch.float64
+    assert torch.allclose(weights.sum(dim=-1), torch.ones_like(u))
+    assert (weights >= 0).all()
+
+def test_blend_weights_reject_unknown_kind():
+    with pytest.raises(ValueError, match='cubic'):
+        motion.blend_weights(torch.zeros([1]), 'cubic')
+
+def test_bspline_weights_are_c1_across_interval_boundaries():
+    # Weights of key k+1 at the end of interval k continue as the weights of that key in interval k+1.
+    end, start = motion.blend_weights(torch.tensor([1.0]), 'bspline')[0], motion.blend_weights(torch.tensor([0.0]), 'bspline')[0]
+    assert torch.allclose(end[1:], start[:2]) and end[0] == 0
+    h = 1e-4
+    slope_end = (end - motion.blend_weights(torch.tensor([1.0 - h], dtype=torch.float64), 'bspline')[0]) / h
+    slope_start = (motion.blend_weights(torch.tensor([h], dtype=torch.float64), 'bspline')[0] - start) / h
+    assert torch.allclose(slope_end[1:].float(), slope_start[:2].float(), atol=1e-3)
+
+#----------------------------------------------------------------------------
+
+def _derivative_jumps(encoder, times, h=1e-2, **kwargs):
+    """max over channels of |v'(t+) - v'(t-)| (one-sided finite differences) at each of the times."""
+    t = torch.stack([times - h, times, times + h], dim=1).reshape(1, -1)
+    v, _ = _v(encoder, t, motion_seeds=[3], **kwargs)
+    v = v.double().reshape(len(times), 3, -1)
+    return ((v[:, 2] - v[:, 1]) - (v[:, 1] - v[:, 0])).abs().amax(dim=1) / h
+
+def test_bspline_motion_has_no_derivative_jump_at_key_frames_while_linear_has_one():
+    keys = torch.arange(2, 12, dtype=torch.float64) * D
+    mids = keys + D / 2 # smooth points: their jump is the finite-difference error alone
+    bspline, linear = _encoder('bspline'), _encoder('linear')
+    bspline_key, bspline_mid = _derivative_jumps(bspline, keys), _derivative_jumps(bspline, mids)
+    linear_key, linear_mid = _derivative_jumps(linear, keys), _derivative_jumps(linear, mids)
+    assert bspline_key.max() < 3 * bspline_mid.max() # no kink: as smooth as the middle of an interval
+    assert linear_key.min() > 10 * linear_mid.max() # a kink at every key frame
+    assert linear_key.median() > 10 * bspline_key.median()
+
+def test_motion_is_continuous_at_key_frames(encoder):
+    keys = torch.arange(1, 9, dtype=torch.float32) * D
+    before, _ = _v(encoder, (keys - 1e-3).unsqueeze(0), motion_seeds=[1])
+    at, _ = _v(encoder, keys.unsqueeze(0), motion_seeds=[1])
+    assert (before - at).abs().max() < 1e-2
+
+def test_motion_changes_over_time(encoder):
+    v, _ = _v(encoder, [[0, 1.5, 17.25]], motion_seeds=[0])
+    assert v.shape == (3, 32) and v.dtype == torch.float32
+    assert (v[0] - v[1]).abs().max() > 1e-3 and (v[1] - v[2]).abs().max() > 1e-3
+
+#----------------------------------------------------------------------------
+
+def test_frame_reads_only_the_noise_slots_around_it(encoder):
+    # Frame t in key interval k reads slots k-R .. k+K-1+R: R = 10 for kernel 11 (21 slots per key code).
+    t = torch.tensor([[9.0 * D + 1.5]])
+    v, z = _v(encoder, t, motion_seeds=[0])
+    assert z.shape[1] == encoder.num_keys + 20
+    shifted = t + 5 * D # the same slot pattern five keys later: a fresh draw
+    v_far, z_far = _v(encoder, shifted, motion_seeds=[0])
+    overlap = z.shape[1] - 5
+    assert torch.equal(z[:, 5:], z_far[:, :overlap]) # noise of a slot does not depend on the call
+    assert not torch.allclose(v, v_far)
+
+def test_chunked_generation_equals_one_piece(encoder):
+    t = torch.arange(0, 45, dtype=torch.float32).reshape(1, -1) * 0.75
+    seeds = [11]
+    whole, _ = _v(encoder, t, motion_seeds=seeds)
+    chunks = [_v(encoder, t[:, lo:hi], motion_seeds=seeds)[0] for lo, hi in [(0, 7), (7, 20), (20, 21), (21, 45)]]
+    # Equal up to float32 rounding of batch-size dependent matmuls (phases reach tens of radians).
+    assert torch.allclose(torch.cat(chunks), whole, atol=5e-5)
+
+def test_videos_of_a_batch_are_independent(encoder):
+    seeds = [5, 6]
+    both, _ = _v(encoder, [[0, 3, 100], [7, 8.5, 9]], motion_seeds=seeds)
+    first, _ = _v(encoder, [[0, 3, 100]], motion_seeds=seeds[:1])
+    second, _ = _v(encoder, [[7, 8.5, 9]], motion_seeds=seeds[1:])
+    assert torch.allclose(both, torch.cat([first, second]), atol=5e-5)
+
+def test_motion_z_repeats_a_call_exactly(encoder):
+    t = [[0, 2.5, 31], [4, 4.5, 60]]
+    v, z = _v(encoder, t)
+    again, z_again = _v(encoder, t, motion_z=z)
+    assert torch.equal(v, again) and torch.equal(z, z_again)
+    other, _ = _v(encoder, t)
+    assert not torch.allclose(v, other) # fresh noise without motion_z
+
+def test_seeds_give_the_same_noise_as_their_motion_z(encoder):
+    t = [[1, 30.5]]
+    v, z = _v(encoder, t, motion_seeds=[9])
+    assert torch.equal(_v(encoder, t, motion_z=z)[0], v)
+
+def test_label_conditions_the_motion():
+    encoder = _encoder(c_dim=3)
+    c = torch.eye(3)[:2]
+    v, _ = _v(encoder, [[0, 5], [0, 5]], c=c, motion_seeds=[1, 1])
+    assert not torch.allclose(v[:2], v[2:])
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('period', [3 * D, 8 * D])
+def test_cyclic_motion_repeats_exactly(encoder, period):
+    t = torch.tensor([[0, 0.375, 1.5, 5.75, 11.875, 17, 22.5, 30.125]]) # exact in float32 after the shifts
+    t = t[:, t[0] < period]
+    v, _ = _v(encoder, t, motion_seeds=[2], motion_period=period)
+    for shift in [period, 5 * period, 12500 * period]:
+        v_shift, _ = _v(encoder, t + shift, motion_seeds=[2], motion_period=period)
+        assert torch.allclose(v, v_shift, atol=1e-6), shift
+    # Fresh noise: the ring it returns makes the same loop.
+    v_ring, ring = _v(encoder, t, motion_period=period)
+    assert torch.allclose(_v(encoder, t + period, motion_z=ring, motion_period=period)[0], v_ring, atol=1e-6)
+
+def test_cyclic_motion_is_smooth_across_the_seam():
+    encoder = _encoder('bspline')
+    period = 6 * D
+    seam = torch.tensor([period], dtype=torch.float64)
+    mid = seam - D / 2
+    assert _derivative_jumps(encoder, seam, motion_period=period).max() < 3 * _derivative_jumps(encoder, mid, motion_period=period).max() + 0.05
+    before, _ = _v(encoder, [[period - 1e-3]], motion_seeds=[3], motion_period=period)
+    start, _ = _v(encoder, [[0.0]], motion_seeds=[3], motion_period=period)
+    assert (before - start).abs().max() < 1e-2
+
+def test_far_time_equals_shifted_noise(encoder):
+    # A million frames later (a multiple of d) the same noise gives the same motion: local time, no precision loss.
+    t = torch.tensor([[0, 0.25, 3.5, 9, 13.75]])
+    v, z = _v(encoder, t, motion_seeds=[4])
+    far = t + 1e6
+    v_far, z_far = _v(encoder, far, motion_z=z)
+    assert torch.allclose(v, v_far, atol=1e-5)
+    assert z_far.shape == z.shape # the far frames read as many slots as the near ones
+
+def test_far_time_is_as_lazy_as_time_zero(encoder):
+    _, z_near = _v(encoder, [[0, 1]], motion_seeds=[0]) # both frames in key interval 0: one window
+    _, z_sparse = _v(encoder, [[0, 1e6]], motion_seeds=[0]) # two far-apart frames: two windows, nothing between
+    assert z_sparse.shape[1] == 2 * z_near.shape[1]
+    v, _ = _v(encoder, [[1e6, 1e6 + 0.5]], motion_seeds=[0])
+    assert torch.isfinite(v).all() and (v[0] - v[1]).abs().max() > 1e-4
+
+#----------------------------------------------------------------------------
+
+def test_invalid_motion_arguments_are_rejected(encoder):
+    t = torch.zeros([1, 2])
+    with pytest.raises(ValueError, match='multiple'):
+        encoder(None, t, motion_period=D + 1)
+    with pytest.raises(ValueError, match='not both'):
+        encoder(None, t, motion_z=torch.zeros([1, 1, 32]), motion_seeds=[0])
+    with pytest.raises(ValueError, match='does not fit'):
+        encoder(None, t, motion_z=torch.zeros([1, 3, 32]))
+    with pytest.raises(ValueError, match='motion_seeds'):
+        encoder(None, t, motion_seeds=[0, 1])
+
+def test_encoder_pickles_with_its_options(encoder):
+    clone = pickle.loads(pickle.dumps(encoder))
+    assert clone.init_kwargs.kind == encoder.kind and clone.motion_z_distance == D
+    t = [[0, 7.5]]
+    assert torch.equal(_v(clone, t, motion_seeds=[1])[0], _v(encoder, t, motion_seeds=[1])[0])
+
+#----------------------------------------------------------------------------
