@@ -12,6 +12,7 @@ Examples:
 import os
 import re
 import sys
+from fractions import Fraction
 
 import click
 import numpy as np
@@ -66,14 +67,14 @@ def content_z(G, seed):
     return torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(torch.float32)
 
 def loop_timing(num_frames, speed, key_distance):
-    """(step, period) of a seamless loop of `num_frames` frames.
+    """(step, period) of a seamless loop of `num_frames` frames; step is an exact Fraction.
 
     The motion period must be a whole number of key distances, so it is the multiple of `key_distance`
-    nearest to num_frames * speed (halves round up; at least one), and the frames are spread evenly over exactly one
-    period: the step from the last frame back to the first equals every other step.
+    nearest to num_frames * speed (halves round up; at least one), and the frames are spread evenly over
+    exactly one period: the step from the last frame back to the first equals every other step.
     """
     period = max(1, int(num_frames * speed / key_distance + 0.5)) * key_distance
-    return period / num_frames, period
+    return Fraction(period, num_frames), period
 
 #----------------------------------------------------------------------------
 
@@ -83,17 +84,19 @@ def generate_frames(G, videos, num_frames, batch=16, start=0.0, step=1.0, motion
     videos: list of (content seed, motion seed). Each chunk is uint8 [V, F_chunk, C, H, W] on the CPU and
     holds max(1, batch // V) consecutive frames of every video, computed in one forward pass, so memory
     does not grow with num_frames. The motion noise is drawn per motion seed and key slot, which makes
-    a frame independent of where the chunks start.
+    a frame independent of where the chunks start. Times are float64 and `step` is used as an exact
+    fraction (a loop's, from loop_timing), so frame i lands on start + i * step however long the video.
     """
     device = next(G.parameters()).device
     V = len(videos)
     z = torch.cat([content_z(G, seed) for seed, _ in videos]).to(device)     # [V, z_dim]
     c = torch.zeros([V, G.c_dim], device=device) if label is None else label.to(device).expand(V, -1)
     motion_seeds = [seed for _, seed in videos]
+    step = Fraction(step)   # exact: a float's fraction has a power-of-two denominator
     frames_per_chunk = max(1, batch // V)
     for first in range(0, num_frames, frames_per_chunk):
         index = torch.arange(first, min(first + frames_per_chunk, num_frames), dtype=torch.float64)
-        t = (start + index * step).to(torch.float32).unsqueeze(0).repeat(V, 1)  # [V, F_chunk]
+        t = (start + index * step.numerator / step.denominator).unsqueeze(0).repeat(V, 1).to(device)  # [V, F_chunk]
         with torch.no_grad():
             img = G(z, c, t=t, truncation_psi=truncation_psi, motion_seeds=motion_seeds, motion_period=motion_period)
         yield video_io.to_uint8(img).reshape(V, t.shape[1], *img.shape[1:]).cpu()  # [V*F, C, H, W] -> [V, F, C, H, W]
@@ -187,7 +190,7 @@ def main(network, frames, seeds, motion_seeds, grid, decompose, loop, truncation
     if loop:
         step, period = loop_timing(frames, speed, G.motion_z_distance)
         print(f'--loop: {frames} frames span one motion period of {period} frames (a multiple of the key distance {G.motion_z_distance}), '
-            f'step {step:g} per frame', file=sys.stderr)
+            f'step {float(step):g} per frame', file=sys.stderr)
 
     for name, videos, video_grid in outputs:
         path = os.path.join(outdir, f'{name}.mp4' if video_format == 'mp4' else name)

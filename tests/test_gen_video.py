@@ -5,6 +5,7 @@ import os
 import pickle
 import subprocess
 import sys
+from fractions import Fraction
 
 import imageio.v3 as iio
 import imageio_ffmpeg
@@ -126,7 +127,7 @@ def test_start_and_speed_set_the_frame_times(G):
 @pytest.mark.parametrize('num_frames, speed, period', [(32, 1, 32), (30, 1, 32), (10, 1, 12), (1, 1, 4), (100, 0.5, 52), (7, 3, 20)])
 def test_loop_period_is_the_nearest_multiple_of_the_key_distance(num_frames, speed, period):
     step, loop_period = gen_video.loop_timing(num_frames, speed, 4)
-    assert loop_period == period and step == period / num_frames
+    assert loop_period == period and step == Fraction(period, num_frames)
 
 @pytest.mark.parametrize('num_frames, speed', [(24, 1), (30, 1), (13, 0.7)])
 def test_loop_frame_n_equals_frame_0(G, num_frames, speed):
