@@ -466,7 +466,7 @@ def main(**kwargs):
 
     \b
     Examples:
-      python -m svc_plugin.dataset_tool --source=~/videos --dest=data/mine_256.zip --resolution=256
+      python -m svc_plugin.dataset_tool --source=my_videos/ --dest=data/mine_256.zip --resolution=256
       python -m svc_plugin.dataset_tool --source=drive.mp4 --dest=data/ytb.zip --resolution=256 --chunk=512 --min-frames=128
       python -m svc_plugin.dataset_tool --source=demo --dest=data/demo.zip --resolution=32
     """
