@@ -28,7 +28,9 @@ def sample_clip_times(rnd, video_len, frames, max_dist):
     `rnd` is a np.random.Generator or RandomState. Needs 2 <= frames <= min(video_len, max_dist + 1).
     """
     longest = int(min(video_len - 1, max_dist))
-    assert 2 <= frames <= longest + 1
+    if not 2 <= frames <= longest + 1:
+        raise ValueError(f'a clip of {frames} frames needs frames >= 2, a video of >= {frames} frames and max_dist >= {frames - 1}; '
+                         f'got video_len={video_len}, max_dist={max_dist}')
     spans = [1 << k for k in range(longest.bit_length()) if frames - 1 <= (1 << k) <= longest]
     span = int(rnd.choice(spans)) if spans else frames - 1
     offset = int(rnd.choice(video_len - span))

@@ -78,6 +78,8 @@ def test_clip_without_a_fitting_power_of_two_takes_consecutive_frames():
         np.testing.assert_array_equal(t, [0, 1, 2, 3])
         t = sample_clip_times(rnd, 9, 4, 32) # span 4 or 8
         assert np.ptp(t) in (4, 8)
+    with pytest.raises(ValueError, match='video of >= 4 frames'):
+        sample_clip_times(rnd, 3, 4, 32)
 
 #----------------------------------------------------------------------------
 
