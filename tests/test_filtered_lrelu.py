@@ -60,10 +60,13 @@ def test_filtered_lrelu_gradients_and_r1_term_match_plain_composition(layer):
         x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
         y = fn(x, b=b, **kwargs)
         gx, gb = torch.autograd.grad((y * y.detach().cos()).sum(), [x, b], create_graph=True)
-        r1x, r1b = torch.autograd.grad(gx.square().sum() + gb.square().sum(), [x, b])
+        r1x, r1b = torch.autograd.grad(gx.square().sum() + gb.square().sum(), [x, b], allow_unused=True)
         results.append([gx, gb, r1x, r1b])
-    for ours, ref in zip(*results):
-        assert torch.allclose(ours, ref, rtol=1e-9, atol=1e-9)
+    (gx, gb, r1x, r1b), ref = results
+    assert torch.allclose(gx, ref[0], rtol=1e-9, atol=1e-9) and torch.allclose(gb, ref[1], rtol=1e-9, atol=1e-9)
+    # The first-order gradients depend on x and b only through the activation's kinks: the second-order
+    # terms are structurally absent (None, as from the upstream's kernels); the composition computes zeros.
+    assert r1x is None and r1b is None and not ref[2].any() and not ref[3].any()
 
 #----------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from torch_utils import training_stats
+from training import networks_stylegan2
+from training import networks_stylegan3
 from training.augment import AugmentPipe
 from training.loss import StyleGAN2Loss
 
@@ -208,5 +210,44 @@ def test_blur_fades_out_over_blur_fade_kimg():
     torch.testing.assert_close(D.inputs[-1], reference.inputs[-1])
     _run(loss, 'Dmain', data, cur_nimg=1000)
     torch.testing.assert_close(D.inputs[-1], real)
+
+#----------------------------------------------------------------------------
+# The real networks: which parameters each phase trains.
+
+def _real_networks(arch, res=16):
+    torch.manual_seed(0)
+    kwargs = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=res, img_channels=3, channel_base=256, channel_max=16, mapping_kwargs=dict(num_layers=2))
+    if arch == 'stylegan2':
+        G = networks_stylegan2.Generator(**kwargs)
+        rgb_biases = {f'synthesis.b{r}.torgb.bias' for r in G.synthesis.block_resolutions}
+    else:
+        G = networks_stylegan3.Generator(num_layers=4, **kwargs)
+        rgb_biases = {f'synthesis.{G.synthesis.layer_names[-1]}.bias'}
+    D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=res, img_channels=3, channel_base=256, channel_max=16)
+    return G, D, rgb_biases
+
+@pytest.mark.parametrize('arch', ['stylegan2', 'stylegan3'])
+def test_each_phase_gives_gradients_exactly_to_the_parameters_its_loss_depends_on(arch):
+    # G's and D's main losses depend on every parameter of the network they train. The path-length
+    # penalty is a function of d(img)/d(ws), in which the biases of the ToRGB layers (constants added to
+    # the image) do not appear. The R1 penalty is a function of d(logits)/d(img); past the minibatch-stddev
+    # layer D is piecewise linear, so the biases of the 4x4 epilogue only move its kinks. Such parameters
+    # must get no gradient (None), not a zero one: Adam advances its state on a zero gradient.
+    G, D, rgb_biases = _real_networks(arch)
+    augment_pipe = AugmentPipe(xflip=1, rotate=1, scale=1, brightness=1, saturation=1, noise=1, cutout=1)
+    augment_pipe.p.fill_(0.5)
+    loss = StyleGAN2Loss(device=torch.device('cpu'), G=G, D=D, augment_pipe=augment_pipe, r1_gamma=1, pl_weight=2, style_mixing_prob=0.5)
+    data = dict(real_img=torch.randn([4, 3, 16, 16]), real_c=torch.zeros([4, 0]), gen_z=torch.randn([4, 8]), gen_c=torch.zeros([4, 0]))
+    independent = dict(Gmain=set(), Greg=rgb_biases, Dmain=set(), Dreg={'b4.conv.bias', 'b4.fc.bias', 'b4.out.bias'})
+    for phase, excluded in independent.items():
+        net = G if phase.startswith('G') else D
+        G.requires_grad_(net is G) # Only the trained network requires gradients, as in the training loop.
+        D.requires_grad_(net is D)
+        _zero_grads(G, D)
+        _run(loss, phase, data)
+        params = dict(net.named_parameters())
+        assert excluded <= set(params)
+        assert {name for name, p in params.items() if p.grad is not None} == set(params) - excluded, phase
+        assert all(p.grad.abs().max() > 0 for p in params.values() if p.grad is not None), phase
 
 #----------------------------------------------------------------------------

@@ -49,10 +49,15 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
 #----------------------------------------------------------------------------
 
 class _BiasAct(torch.autograd.Function):
-    """y = clamp(act(x + b) * gain); the backward is built from differentiable ops."""
+    """y = clamp(act(x + b) * gain); the backward is built from differentiable ops.
+
+    An absent incoming gradient stays absent (not materialised as zeros), so that a parameter which
+    a loss does not depend on gets no gradient at all, as with the upstream's kernels.
+    """
 
     @staticmethod
     def forward(ctx, x, b, dim, act, alpha, gain, clamp):
+        ctx.set_materialize_grads(False)
         spec = activation_funcs[act]
         y = x + _broadcast(b, x, dim) if b is not None else x
         y = spec.func(y, alpha=alpha)
@@ -71,6 +76,8 @@ class _BiasAct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
+        if dy is None:
+            return None, None, None, None, None, None, None
         dim, act, alpha, gain, clamp = ctx.config
         ref = activation_funcs[act].ref
         saved = ctx.saved_tensors

@@ -57,10 +57,12 @@ class _LReLUClamp(torch.autograd.Function):
     On CPU the clamp (and its gradient mask) is skipped when no value exceeds it, which is the common
     case, saving two passes over the largest tensor of the op. The backward uses PyTorch's own
     activation-gradient kernels, which are differentiable w.r.t. the incoming gradient (double backward).
+    An absent incoming gradient stays absent.
     """
 
     @staticmethod
     def forward(ctx, x, slope, clamp):
+        ctx.set_materialize_grads(False)
         ctx.mark_dirty(x)
         if slope != 1:
             F.leaky_relu_(x, slope)
@@ -74,6 +76,8 @@ class _LReLUClamp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
+        if dy is None:
+            return None, None, None
         y = ctx.saved_tensors[0].detach()
         if ctx.clamp is not None:
             dy = torch.ops.aten.hardtanh_backward(dy, y, -ctx.clamp, ctx.clamp)
