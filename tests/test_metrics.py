@@ -141,8 +141,8 @@ def test_iterated_distances_match_cdist_across_column_batches():
     rnd = torch.Generator().manual_seed(0)
     rows, cols = torch.randn([9, 4], generator=rnd), torch.randn([23, 4], generator=rnd)
     dist = distance_matrix(rows, cols.half(), col_batch_size=5)
-    assert dist.shape == (9, 23)
-    assert torch.allclose(dist, torch.cdist(rows, cols.half().float()), atol=1e-4)
+    assert dist.shape == (9, 23) and dist.dtype == torch.float16 # Rounded to float16, as upstream.
+    assert torch.equal(dist, torch.cdist(rows, cols.half().float()).half())
 
 def test_precision_recall_on_constructed_point_clouds():
     g = torch.Generator().manual_seed(0)
@@ -153,6 +153,15 @@ def test_precision_recall_on_constructed_point_clouds():
     assert (cover(real, far), cover(far, real)) == (0.0, 0.0)      # Disjoint, far apart: 0 and 0.
     half = torch.cat([real[:20], far[:20]])                        # Half the fakes are off the real manifold.
     assert cover(real, half) == 0.5
+
+def test_precision_recall_rounds_distances_and_radii_to_float16_as_upstream():
+    # Manifold points 0, 1, ..., 7 on a line: every 1-NN radius is 1. A probe 1.0002 from point 0 is
+    # outside in float32 but at distance 1 in float16 (spacing 2^-10 above 1), and the tie counts as
+    # inside; one 1.002 away stays outside. Radii are rounded too: at spacing 0.9999 they become 1.
+    line = lambda xs: torch.nn.functional.pad(torch.tensor(xs)[:, None], [0, 3]) # Points [n, 4] on the x axis.
+    cover = lambda manifold, probes: precision_recall.manifold_coverage(manifold, probes, nhood_size=1)
+    assert cover(line([float(i) for i in range(8)]), line([-1.0002, -1.002])) == 0.5
+    assert cover(line([0.9999 * i for i in range(8)]), line([-1.0001])) == 1.0
 
 def test_inception_score_of_constructed_probabilities():
     one_hot = np.tile(np.eye(5), [4, 1])                           # 20 confident samples, classes balanced per split.
@@ -289,7 +298,7 @@ def test_two_ranks_match_a_single_process(isolated_metrics):
     single = metric_utils.compute_feature_stats_for_dataset(array_opts(num_images=9), metric_utils.INCEPTION_URL, dict(return_features=True), capture_all=True, data_loader_kwargs=dict())
     np.testing.assert_allclose(r0['features'], single.get_all(), atol=1e-6)
     np.testing.assert_array_equal(r0['mean_cov'][1], r1['mean_cov'][1])
-    assert torch.equal(r0['dist'], r1['dist']) and torch.allclose(r0['dist'], torch.cdist(torch.arange(12.0).reshape(3, 4), torch.arange(44.0).reshape(11, 4).flip(0)))
+    assert torch.equal(r0['dist'], r1['dist']) and torch.equal(r0['dist'], torch.cdist(torch.arange(12.0).reshape(3, 4), torch.arange(44.0).reshape(11, 4).flip(0)).half())
     assert r0['coverage'] == 0.5 and np.isnan(r1['coverage']) # Only rank 0 reduces.
     assert np.isfinite(r0['fid']) and r0['fid'] == r1['fid'] # Rank 0's value, broadcast.
 

@@ -6,11 +6,13 @@ from . import metric_utils
 #----------------------------------------------------------------------------
 
 def iterate_distances(row_features, col_features, num_gpus=1, rank=0, col_batch_size=10000):
-    """Yield (first column, Euclidean distances [rows, batch]) for consecutive column batches.
+    """Yield (first column, Euclidean distances [rows, batch] in float16) for consecutive column batches.
 
     The ranks compute the batches in turn and gather them, so every rank sees every batch. Features may be
-    stored in fp16 to halve their memory; each batch is compared in float32. Only one batch of the
-    [rows, cols] matrix exists at a time.
+    stored in fp16 to halve their memory; each batch is compared in float32 and the distances are rounded
+    to float16, as the upstream's are: k-NN radii and probe distances that round to the same value tie,
+    and a tie counts as inside. Reported precision/recall then compare with published tables. Only one
+    batch of the [rows, cols] matrix exists at a time.
     """
     num_cols = col_features.shape[0]
     num_batches = -(-num_cols // (col_batch_size * num_gpus)) * num_gpus # A multiple of num_gpus, so every rank gets the same work.
@@ -20,7 +22,7 @@ def iterate_distances(row_features, col_features, num_gpus=1, rank=0, col_batch_
         begin = (first + rank) * batch_size
         col_batch = col_features[begin : begin + batch_size].float()
         col_batch = torch.nn.functional.pad(col_batch, [0, 0, 0, batch_size - col_batch.shape[0]]) # Zero rows past the end, dropped below.
-        dist = torch.cdist(rows.unsqueeze(0), col_batch.unsqueeze(0))[0] # [rows, batch_size]
+        dist = torch.cdist(rows.unsqueeze(0), col_batch.unsqueeze(0))[0].to(torch.float16) # [rows, batch_size]
         gathered = [dist]
         if num_gpus > 1:
             gathered = [torch.empty_like(dist) for _ in range(num_gpus)]
@@ -36,7 +38,7 @@ def manifold_coverage(manifold, probes, nhood_size, row_batch_size=10000, col_ba
     """Fraction of probes inside the manifold: within the k-NN radius (k = nhood_size) of at least one manifold point.
 
     Returns a float on rank 0 and NaN elsewhere. The radius of a manifold point is its distance to the
-    (k+1)-th nearest manifold point, the first one being the point itself.
+    (k+1)-th nearest manifold point, the first one being the point itself; distances and radii are float16.
     """
     if manifold.shape[0] <= nhood_size:
         raise ValueError(f'Precision/recall needs more than {nhood_size} samples per set, got {manifold.shape[0]}')
