@@ -20,14 +20,37 @@ def temporal_shift(x, num_frames, fold_div=8):
 
     x: [batch * frames, C, H, W]. Channels [0, C/fold_div) take the next frame's values,
     [C/fold_div, 2C/fold_div) the previous frame's, zeros enter at the clip ends, the rest is unchanged.
-    Costs one copy of x: three slices and one concatenation, no loop over frames.
     """
+    return _TemporalShift.apply(x, num_frames, x.shape[1] // fold_div, False)
+
+class _TemporalShift(torch.autograd.Function):
+    """The shift as one copy, with its adjoint (the same shift, directions swapped) as the backward
+    pass: one copy each way instead of autograd's zero-filled buffers per slice, and differentiable
+    again, as R1 needs the gradient of a gradient."""
+
+    @staticmethod
+    def forward(ctx, x, num_frames, fold, swapped):
+        ctx.shift_args = (num_frames, fold, swapped)
+        return _shifted_copy(x, num_frames, fold, swapped)
+
+    @staticmethod
+    def backward(ctx, dy):
+        num_frames, fold, swapped = ctx.shift_args
+        return _TemporalShift.apply(dy, num_frames, fold, not swapped), None, None, None
+
+def _shifted_copy(x, num_frames, fold, swapped):
+    """Channels [0, fold) from the next frame and [fold, 2 fold) from the previous one (the other
+    way round if swapped), zeros at the clip ends; no loop over frames."""
     N, C, H, W = x.shape
-    fold = C // fold_div
     x = x.reshape(N // num_frames, num_frames, C, H, W) # [batch, frames, C, H, W]
-    from_next = torch.nn.functional.pad(x[:, 1:, :fold], [0, 0, 0, 0, 0, 0, 0, 1])              # frame f <- f+1
-    from_prev = torch.nn.functional.pad(x[:, :-1, fold:2 * fold], [0, 0, 0, 0, 0, 0, 1, 0])     # frame f <- f-1
-    return torch.cat([from_next, from_prev, x[:, :, 2 * fold:]], dim=2).reshape(N, C, H, W)
+    from_next, from_prev = (slice(0, fold), slice(fold, 2 * fold))[::-1 if swapped else 1]
+    y = torch.empty_like(x)
+    y[:, :-1, from_next] = x[:, 1:, from_next]
+    y[:, -1, from_next] = 0
+    y[:, 1:, from_prev] = x[:, :-1, from_prev]
+    y[:, 0, from_prev] = 0
+    y[:, :, 2 * fold:] = x[:, :, 2 * fold:]
+    return y.reshape(N, C, H, W)
 
 #----------------------------------------------------------------------------
 

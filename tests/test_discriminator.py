@@ -58,6 +58,11 @@ def test_temporal_shift_matches_index_by_index_construction(frames, channels):
                     expected[row, ch] = x[row, ch]
     assert torch.equal(temporal_shift(x, frames), expected)
 
+def test_temporal_shift_gradients_of_first_and_second_order():
+    x = torch.randn([2 * 3, 16, 2, 2], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: temporal_shift(x, 3), [x])
+    assert torch.autograd.gradgradcheck(lambda x: temporal_shift(x, 3), [x]) # R1 differentiates a gradient
+
 def test_temporal_shift_fold_div_sets_the_shifted_fraction():
     x = torch.randn([3, 16, 1, 1])
     y = temporal_shift(x, num_frames=3, fold_div=4) # channels [0, 4) from the next frame, [4, 8) from the previous

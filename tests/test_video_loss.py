@@ -6,6 +6,7 @@ import torch
 
 from svc_plugin.discriminator import VideoDiscriminator
 from svc_plugin.loss import VideoLoss, augment_clips
+from svc_plugin.networks import VideoGenerator
 from torch_utils import training_stats
 from training import networks_stylegan2
 from training.augment import AugmentPipe
@@ -190,5 +191,21 @@ def test_without_times_the_loss_trains_upstream_image_networks():
         _run(loss, phase, data)
         assert _grad_sum(net) > 0
     assert all(call['t'] is None and call['c'] is None for call in G.synthesis.calls) # called as G.synthesis(ws)
+
+#----------------------------------------------------------------------------
+
+def test_the_video_generator_learns_motion_from_the_clip_loss():
+    torch.manual_seed(0)
+    G = VideoGenerator(z_dim=32, c_dim=0, w_dim=32, img_resolution=RES, img_channels=3, channel_base=1024,
+        channel_max=32, num_layers=4, num_critical=1, margin_size=4,
+        motion_kwargs=dict(z_dim=32, v_dim=32, motion_z_distance=4, max_period_len=64))
+    loss, G, D = _setup(G=G, r1_gamma=1)
+    data = dict(_data(), gen_z=torch.randn([BATCH, 32]))
+    _run(loss, 'Gmain', data)
+    # The motion mask starts at zero (frames = the image generator's) and gets a gradient from the clips.
+    assert G.synthesis.motion_mask.grad.abs().sum() > 0 and _grad_sum(G.mapping) > 0
+    G.zero_grad(set_to_none=True)
+    _run(loss, 'Dboth', data)
+    assert _grad_sum(D) > 0 and all(p.grad is None for p in G.parameters())
 
 #----------------------------------------------------------------------------
