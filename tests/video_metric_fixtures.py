@@ -98,12 +98,12 @@ class ReplayVideoGenerator(torch.nn.Module):
 
 #----------------------------------------------------------------------------
 
-def tiny_video_generator(kind='bspline', motion_mask=1.0, seed=0, motion_z_distance=16, c_dim=0):
-    """A small randomly initialised VideoGenerator (16x16) whose motion reaches the pixels."""
+def tiny_video_generator(kind='bspline', motion_mask=1.0, seed=0):
+    """A small randomly initialised VideoGenerator (16x16, key frames every 16 frames) whose motion reaches the pixels."""
     from svc_plugin.networks import VideoGenerator # pylint: disable=import-outside-toplevel
     torch.manual_seed(seed)
-    G = VideoGenerator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=16, img_channels=3, channel_base=1024, channel_max=16,
-        num_layers=4, num_critical=1, motion_kwargs=dict(z_dim=16, v_dim=16, motion_z_distance=motion_z_distance, kind=kind))
+    G = VideoGenerator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, channel_base=1024, channel_max=8,
+        num_layers=2, num_critical=1, motion_kwargs=dict(z_dim=16, v_dim=16, motion_z_distance=16, kind=kind))
     with torch.no_grad():
         G.synthesis.motion_mask.fill_(motion_mask)
     return G.eval().requires_grad_(False)

@@ -233,7 +233,8 @@ def real_clip_stats(opts, detector, detector_hash, videos, frames, subsample):
     progress = opts.progress.sub(tag='fvd real clips', num_items=num_real, rel_lo=0, rel_hi=0.5)
     item_subset = [(i * opts.num_gpus + opts.rank) % num_real for i in range((num_real - 1) // opts.num_gpus + 1)]
     loader = torch.utils.data.DataLoader(RealClips(dataset, video_indices, frame_indices), sampler=item_subset,
-        batch_size=max(DETECTOR_FRAMES * subsample // frames, 1), num_workers=min(3, os.cpu_count() or 1), pin_memory=(opts.device.type == 'cuda'))
+        batch_size=max(DETECTOR_FRAMES * subsample // frames, 1), num_workers=min(3, os.cpu_count() or 1), pin_memory=(opts.device.type == 'cuda'),
+        generator=torch.Generator()) # Its own worker seeds: generated samples do not depend on whether real statistics were cached.
     for clips in loader: # [N, F, C, H, W]
         features = detector(to_detector_input(clips.to(opts.device)), **DETECTOR_KWARGS)
         stats.append_torch(features, num_gpus=opts.num_gpus, rank=opts.rank)

@@ -18,8 +18,8 @@ computed on generated videos from t = 0, and are near their no-jitter level for 
   of a key frame. jitter_kf is the share of the power spectrum of e(t) (mean removed, n*d values over n
   key-frame periods) at the key-frame frequency 1/d and its harmonics: d/2 of the n*d/2 frequency bins,
   so a signal without d-periodicity scores about 1/n (1/16 here) and a jerk at every key frame pushes it
-  towards 1. It needs nothing but frames, and sees only the motion that reaches the pixels (none while
-  the motion mask is zero).
+  towards 1. It needs nothing but frames, and sees only the motion that reaches the pixels: NaN when none
+  does (a fresh video generator, whose motion mask is zero).
 """
 
 import copy
@@ -38,6 +38,7 @@ JERK_PERIODS    = 8     # Key-frame periods per video for jerk_kf.
 JERK_STEP       = 1/32  # Step of the one-sided derivatives at key frames, in frames.
 JITTER_VIDEOS   = 32    # Videos for jitter_kf.
 JITTER_PERIODS  = 16    # Key-frame periods per video for jitter_kf (frequency resolution 1/16 of the key-frame rate).
+MOTION_FLOOR    = 1e-10 # Mean e(t) below which no motion reaches the pixels (1e-5 RMS, in units where pixels span [-1, 1]).
 
 #----------------------------------------------------------------------------
 
@@ -87,14 +88,17 @@ def compute_key_frame_jitter(opts, num_videos=JITTER_VIDEOS, periods=JITTER_PERI
     t = torch.arange(periods * d + 2, dtype=torch.float32)
     c_iter = metric_utils.iterate_random_labels(opts=opts, batch_size=1)
     power = torch.zeros([periods * d // 2 + 1], dtype=torch.float64, device=opts.device) # Spectrum summed over videos.
+    energy_sum = torch.zeros([], dtype=torch.float64, device=opts.device)
     for num in video_slices(opts, num_videos, batch=1):
         z = torch.randn([num, G.z_dim]).to(opts.device)
         with torch.no_grad():
             frames = fvd.generate_video(G, z, next(c_iter)[:num], t, **opts.G_kwargs) # [1, frames, C, H, W]
         energy = second_difference(frames.double()).square().mean(dim=[2, 3, 4]) # [1, periods * d]
-        energy = energy - energy.mean(dim=1, keepdim=True)
-        power += torch.fft.rfft(energy, dim=1).abs().square().sum(dim=0)
-    power = all_ranks_sum(power, opts)
+        energy_sum += energy.sum()
+        power += torch.fft.rfft(energy - energy.mean(dim=1, keepdim=True), dim=1).abs().square().sum(dim=0)
+    power, energy = all_ranks_sum(power, opts), all_ranks_sum(energy_sum, opts)
+    if energy / (num_videos * periods * d) < MOTION_FLOOR:
+        return float('nan') # No motion reaches the pixels: the spectrum would be round-off.
     harmonics = torch.arange(periods, power.numel(), periods, device=opts.device) # Bins of frequencies m/d, m >= 1.
     return float(power[harmonics].sum() / power[1:].sum())
 
@@ -107,12 +111,12 @@ def require_video_generator(G):
 @metric_main.register_metric
 def jerk_kf(opts):
     require_video_generator(opts.G)
-    return dict(jerk_kf=compute_key_frame_jerk(opts))
+    return dict(jerk_kf=compute_key_frame_jerk(opts, num_videos=JERK_VIDEOS, periods=JERK_PERIODS))
 
 @metric_main.register_metric
 def jitter_kf(opts):
     require_video_generator(opts.G)
-    return dict(jitter_kf=compute_key_frame_jitter(opts))
+    return dict(jitter_kf=compute_key_frame_jitter(opts, num_videos=JITTER_VIDEOS, periods=JITTER_PERIODS))
 
 def describe_protocol(name, G):
     """Every setting that determines the value of jerk_kf or jitter_kf, for the record written beside the result."""
