@@ -4,6 +4,8 @@ Coordinates follow SynthesisInput: the image spans [-0.5, 0.5] in x (right) and 
 translation of t moves content by t*W pixels. The generator is transformed through
 `G.synthesis.input.transform` (the inverse of the desired output transform); the reference is the
 untransformed image transformed by band-limited resampling. PSNR uses the dynamic range 2 of [-1, 1].
+EQ-R follows the appendix and the upstream exactly (filter, resampling, masks, angle convention), so that
+its values compare with published ones.
 """
 
 import copy
@@ -29,14 +31,6 @@ def lanczos_window(x, a):
 
 #----------------------------------------------------------------------------
 
-def jinc(x, cutoff):
-    """2-D ideal low-pass impulse response of radius `cutoff`, up to scale: J1(2 pi cutoff r) / r (cutoff pi at r = 0)."""
-    y = (2 * np.pi * cutoff) * x.abs()
-    z = torch.special.bessel_j1(y) / x.abs().clamp(1e-30, float('inf'))
-    return torch.where(y < 1e-30, torch.full_like(x, np.pi * cutoff), z)
-
-#----------------------------------------------------------------------------
-
 def translation_matrix(tx, ty, device=None):
     """3x3 homogeneous translation by (tx, ty)."""
     m = torch.eye(3, device=device)
@@ -47,12 +41,13 @@ def translation_matrix(tx, ty, device=None):
 #----------------------------------------------------------------------------
 
 def rotation_matrix(angle, device=None):
-    """3x3 homogeneous rotation by `angle` radians (from +x towards +y)."""
+    """3x3 homogeneous matrix [[cos, sin, 0], [-sin, cos, 0], [0, 0, 1]] of `angle` radians, the upstream's
+    convention: with y pointing down, it turns content counter-clockwise on screen (from +x towards -y)."""
     angle = torch.as_tensor(angle, dtype=torch.float32, device=device)
-    m = torch.eye(3, device=device)
+    m = torch.eye(3, device=angle.device)
     m[0, 0] = angle.cos()
-    m[0, 1] = -angle.sin()
-    m[1, 0] = angle.sin()
+    m[0, 1] = angle.sin()
+    m[1, 0] = -angle.sin()
     m[1, 1] = angle.cos()
     return m
 
@@ -99,111 +94,90 @@ def apply_fractional_translation(x, tx, ty, a=3):
 
 #----------------------------------------------------------------------------
 
-def construct_affine_bandlimit_filter(mat, a=3, up=4, cutoff=0.5):
-    """Low-pass for an image oversampled `up` times, as seen after the affine transform `mat`.
+def construct_affine_bandlimit_filter(mat, a=3, amax=16, aflt=64, up=4, cutoff_in=1, cutoff_out=1):
+    """2-D FIR that band-limits an image in its own frame and in the frame of the affine map `mat` (appendix E).
 
-    In the source frame it is a jinc of radius `cutoff` (cycles per pixel) times a separable Lanczos-a
-    window; here it is expressed on the destination grid (taps at 1/up pixel), unit DC gain.
-    Returns [2R+1, 2R+1] float32 on mat's device.
+    The ideal filter is the convolution of a separable sinc (cutoff_in) along the input axes with one
+    (cutoff_out) along the axes that `mat` maps them to; it is windowed by the convolution of two Lanczos-a
+    windows oriented the same way. Both convolutions are circular, by FFT, on a grid of taps 1/up pixel
+    apart reaching aflt pixels each side; the product is cut to amax pixels each side, and each of the
+    up x up polyphase components is normalised to 1/up^2, so that interpolation by `up` keeps DC.
+    Returns [2*amax*up - 1, 2*amax*up - 1] float32 on mat's device.
     """
-    lin = mat[:2, :2].to(torch.float64)
-    reach = (lin.abs() @ torch.full([2], float(a), dtype=torch.float64, device=mat.device)).max() # window box -> destination
-    R = int(np.ceil(float(reach) * up))
-    taps = torch.arange(-R, R + 1, dtype=torch.float64, device=mat.device) / up
-    py, px = torch.meshgrid(taps, taps, indexing='ij') # destination offsets in pixels, [2R+1, 2R+1]
-    inv = torch.linalg.inv(lin)
-    qx = inv[0, 0] * px + inv[0, 1] * py # source-frame offsets
-    qy = inv[1, 0] * px + inv[1, 1] * py
-    f = jinc(torch.hypot(qx, qy), cutoff) * lanczos_window(qx, a) * lanczos_window(qy, a)
-    return (f / f.sum()).to(torch.float32)
+    if not a <= amax < aflt:
+        raise ValueError(f'construct_affine_bandlimit_filter: need a <= amax < aflt, got {a}, {amax}, {aflt}')
+    mat = torch.as_tensor(mat, dtype=torch.float32)
+    n = 2 * aflt * up - 1
+    taps = torch.fft.ifftshift(torch.arange(n, device=mat.device) - (n - 1) // 2) / up # Offsets in FFT order.
+    yi, xi = torch.meshgrid(taps, taps, indexing='ij') # Input frame, [n, n] each.
+    xo = mat[0, 0] * xi + mat[0, 1] * yi               # The same points in the output frame.
+    yo = mat[1, 0] * xi + mat[1, 1] * yi
+    def circular_conv(p, q):
+        return torch.fft.ifftn(torch.fft.fftn(p) * torch.fft.fftn(q)).real
+    f = circular_conv(sinc(xi * cutoff_in) * sinc(yi * cutoff_in), sinc(xo * cutoff_out) * sinc(yo * cutoff_out))
+    w = circular_conv(lanczos_window(xi, a) * lanczos_window(yi, a), lanczos_window(xo, a) * lanczos_window(yo, a))
+    c = (aflt - amax) * up
+    f = torch.fft.fftshift(f * w)[c:n - c, c:n - c] # Centred, [2*amax*up - 1] squared.
+    k = 2 * amax # Taps per polyphase component and axis.
+    f = torch.nn.functional.pad(f, [0, 1, 0, 1]).reshape(k, up, k, up) # [tap y, phase y, tap x, phase x]
+    f = f / (f.sum(dim=[0, 2], keepdim=True) * up ** 2)
+    return f.reshape(k * up, k * up)[:-1, :-1]
 
 #----------------------------------------------------------------------------
 
-def _lanczos_upsample(x, a, up):
-    """Lanczos-a interpolation onto a grid `up` times denser whose every up-th sample is an input pixel:
-    [N, C, H, W] -> [N, C, up*(H-1)+1, up*(W-1)+1]."""
-    taps = torch.arange(1 - a * up, a * up, dtype=torch.float64) / up # 2*a*up-1 taps, centred
-    f = sinc(taps) * lanczos_window(taps, a)
-    phase = torch.arange(taps.numel()) % up
-    f = f / torch.zeros(up, dtype=torch.float64).index_add_(0, phase, f)[phase] # each polyphase component sums to 1
-    f = f.to(device=x.device, dtype=torch.float32)
-    return upfirdn2d.upfirdn2d(x, f, up=up, padding=[a * up - 1, a * up - up] * 2)
+def apply_affine_transformation(x, mat, up=4, **filter_kwargs):
+    """Band-limited affine resampling of x [N, C, H, W]: output(p) = x(mat^-1 p), in SynthesisInput
+    coordinates (a square image spans [-0.5, 0.5]); returns (image, mask of defined pixels).
 
-#----------------------------------------------------------------------------
-
-def _lowpass_decimate(y, f, up):
-    """Filter the oversampled image with the odd-sized 2-D f and keep the samples at the original pixels."""
-    R = f.shape[0] // 2
-    return upfirdn2d.upfirdn2d(y, f, down=up, padding=[R, R, R, R])
-
-#----------------------------------------------------------------------------
-
-def _pixel_coords(H, W, device):
-    """Pixel centres in pixel units relative to the image centre: (x [1, W], y [H, 1])."""
-    x = torch.arange(W, dtype=torch.float32, device=device) - (W - 1) / 2
-    y = torch.arange(H, dtype=torch.float32, device=device) - (H - 1) / 2
-    return x.unsqueeze(0), y.unsqueeze(1)
-
-#----------------------------------------------------------------------------
-
-def _inside(x, y, H, W, margin):
-    """Mask [H, W] of points (x, y) in centred pixel units that are at least `margin` pixels inside the image."""
-    return (x.abs() <= (W - 1) / 2 - margin) & (y.abs() <= (H - 1) / 2 - margin)
-
-#----------------------------------------------------------------------------
-
-def apply_affine_transformation(x, mat, a=3, up=4, cutoff=0.5):
-    """Band-limited affine resampling: output(p) = x(mat^-1 p), in SynthesisInput coordinates.
-
-    x is Lanczos-upsampled `up` times, warped on the dense grid (bicubic, accurate there since the
-    dense signal is smooth), then low-passed with construct_affine_bandlimit_filter(mat) and decimated.
-    Returns (image, mask of pixels whose whole support lies inside x).
+    x is interpolated `up` times with construct_affine_bandlimit_filter(mat) and sampled bilinearly at
+    the transformed pixel centres. The mask is 1 where the sample lies at least the filter's reach inside
+    x (a region of the interpolated image, sampled with nearest neighbours).
     """
     N, C, H, W = x.shape
-    scale = torch.tensor([W, H, 1], dtype=torch.float32, device=x.device)
-    mat_px = mat.to(x.device, torch.float32) * scale.unsqueeze(1) / scale.unsqueeze(0) # same map, in pixel units
-    inv_px = torch.linalg.inv(mat_px)
+    mat = torch.as_tensor(mat).to(dtype=torch.float32, device=x.device)
+    f = construct_affine_bandlimit_filter(mat, up=up, **filter_kwargs)
+    p = f.shape[0] // 2
+    y = upfirdn2d.upsample2d(x=x, f=f, up=up, padding=p) # [N, C, up * (H + 2p/up), up * (W + 2p/up)]
 
-    # Dense destination grid -> source positions -> grid_sample coordinates (align_corners=True over the dense image).
-    y = _lanczos_upsample(x, a, up)
-    gx = torch.arange(y.shape[3], dtype=torch.float32, device=x.device) / up - (W - 1) / 2
-    gy = torch.arange(y.shape[2], dtype=torch.float32, device=x.device) / up - (H - 1) / 2
-    gy, gx = torch.meshgrid(gy, gx, indexing='ij')
-    sx = inv_px[0, 0] * gx + inv_px[0, 1] * gy + inv_px[0, 2]
-    sy = inv_px[1, 0] * gx + inv_px[1, 1] * gy + inv_px[1, 2]
-    grid = torch.stack([sx * (2 / (W - 1)), sy * (2 / (H - 1))], dim=2).unsqueeze(0).expand(N, -1, -1, -1) # [N, H', W', 2]
-    y = torch.nn.functional.grid_sample(y, grid, mode='bicubic', padding_mode='zeros', align_corners=True)
-    y = _lowpass_decimate(y, construct_affine_bandlimit_filter(mat_px, a=a, up=up, cutoff=cutoff), up)
+    # Output pixel centres (grid_sample coordinates of x) -> grid_sample coordinates of y: y extends p/up
+    # pixels further on each side, and its centre lies 1/(2 up) pixel left of and above x's.
+    theta = torch.linalg.inv(mat)
+    theta[:2, 2] *= 2
+    theta[0, 2] += 1 / (up * W)
+    theta[1, 2] += 1 / (up * H)
+    theta[0, :] *= W / (W + 2 * p / up)
+    theta[1, :] *= H / (H + 2 * p / up)
+    grid = torch.nn.functional.affine_grid(theta[:2].unsqueeze(0).expand(N, 2, 3), [N, C, H, W], align_corners=False)
+    z = torch.nn.functional.grid_sample(y, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
 
-    # Defined where the source point, with the upsampling and filter support around it, is inside x.
-    px, py = _pixel_coords(H, W, x.device)
-    sx = inv_px[0, 0] * px + inv_px[0, 1] * py + inv_px[0, 2]
-    sy = inv_px[1, 0] * px + inv_px[1, 1] * py + inv_px[1, 2]
-    m = _inside(sx, sy, H, W, margin=2 * a + 1).to(x.dtype)
-    return y, m.expand_as(x).contiguous()
-
-#----------------------------------------------------------------------------
-
-def apply_fractional_rotation(x, angle, a=3, up=4, cutoff=0.5):
-    """Band-limited rotation of x by `angle` radians about the image centre; returns (image, mask)."""
-    return apply_affine_transformation(x, rotation_matrix(angle, device=x.device), a=a, up=up, cutoff=cutoff)
+    m = torch.zeros_like(y)
+    m[:, :, 2 * p + 1 : -(2 * p + 1), 2 * p + 1 : -(2 * p + 1)] = 1
+    m = torch.nn.functional.grid_sample(m, grid, mode='nearest', padding_mode='zeros', align_corners=False)
+    return z, m
 
 #----------------------------------------------------------------------------
 
-def apply_fractional_pseudo_rotation(x, angle, a=3, up=4, cutoff=0.5):
-    """The band limit of apply_fractional_rotation() without the rotation itself.
+def apply_fractional_rotation(x, angle, a=3, **filter_kwargs):
+    """Band-limited rotation of x by rotation_matrix(angle) about the image centre; returns (image, mask)."""
+    angle = torch.as_tensor(angle).to(dtype=torch.float32, device=x.device)
+    return apply_affine_transformation(x, rotation_matrix(angle), a=a, amax=a * 2, **filter_kwargs)
 
-    An image that is already rotated (the generator's output) is upsampled and filtered with the same
-    rotated filter, so that it matches the rotated reference up to the generator's own error.
-    Returns (image, mask of pixels whose filter support lies inside x).
+#----------------------------------------------------------------------------
+
+def apply_fractional_pseudo_rotation(x, angle, a=3, **filter_kwargs):
+    """The band limit of apply_fractional_rotation() without the rotation itself (EQ-R's treatment of G's output).
+
+    An image that is already rotated (the generator's output) is filtered at its own rate with the filter
+    of the inverse rotation, so that it matches the rotated reference up to the generator's own error.
+    Returns (image, mask of pixels at least the filter's reach inside x).
     """
-    _N, _C, H, W = x.shape
-    y = _lanczos_upsample(x, a, up)
-    f = construct_affine_bandlimit_filter(rotation_matrix(angle, device=x.device), a=a, up=up, cutoff=cutoff)
-    y = _lowpass_decimate(y, f, up)
-    px, py = _pixel_coords(H, W, x.device)
-    m = _inside(px, py, H, W, margin=2 * a + 1).to(x.dtype)
-    return y, m.expand_as(x).contiguous()
+    angle = torch.as_tensor(angle).to(dtype=torch.float32, device=x.device)
+    f = construct_affine_bandlimit_filter(rotation_matrix(-angle), a=a, amax=a * 2, up=1, **filter_kwargs)
+    y = upfirdn2d.filter2d(x=x, f=f)
+    c = f.shape[0] // 2
+    m = torch.zeros_like(y)
+    m[:, :, c:-c, c:-c] = 1
+    return y, m
 
 #----------------------------------------------------------------------------
 
