@@ -53,13 +53,14 @@ def parse_grid(s):
 #----------------------------------------------------------------------------
 
 def load_video_generator(network, device):
-    """G_ema of a network pickle or weights-only checkpoint, and the frame rate of its training data if recorded."""
+    """G_ema of a network pickle or weights-only checkpoint, and the frame rate of its training data if the
+    snapshot records one (key 'fps'; extra keys are harmless to upstream loaders)."""
     snapshot = checkpoint.load_network(network, device=device)
     G = snapshot.get('G_ema')
     if not hasattr(getattr(G, 'synthesis', None), 'motion_encoder'):
         raise checkpoint.NetworkLoadError(f'{network} holds an image-only generator, not a video generator; '
             f'fine-tune it into one first: python train_video.py --stage=video --resume={network} --data=...')
-    fps = (snapshot.get('training_set_kwargs') or {}).get('fps')
+    fps = snapshot.get('fps')
     return G.eval().requires_grad_(False), fps
 
 def content_z(G, seed):
@@ -81,11 +82,12 @@ def loop_timing(num_frames, speed, key_distance):
 def generate_frames(G, videos, num_frames, batch=16, start=0.0, step=1.0, motion_period=None, truncation_psi=1.0, label=None):
     """Yield the frames of several videos at times t = start + i * step (i = 0 .. num_frames-1) in chunks.
 
-    videos: list of (content seed, motion seed). Each chunk is uint8 [V, F_chunk, C, H, W] on the CPU and
-    holds max(1, batch // V) consecutive frames of every video, computed in one forward pass, so memory
-    does not grow with num_frames. The motion noise is drawn per motion seed and key slot, which makes
-    a frame independent of where the chunks start. Times are float64 and `step` is used as an exact
-    fraction (a loop's, from loop_timing), so frame i lands on start + i * step however long the video.
+    videos: list of (content seed, motion seed). Each chunk is the generator's output, float in [-1, 1]
+    on its device, [V, F_chunk, C, H, W]: max(1, batch // V) consecutive frames of every video, computed
+    in one forward pass, so memory does not grow with num_frames. The motion noise is drawn per motion
+    seed and key slot, so a frame does not depend on where the chunks start. Times are float64 and `step`
+    is used as an exact fraction (a loop's, from loop_timing), so frame i lands on start + i * step
+    however long the video.
     """
     device = next(G.parameters()).device
     V = len(videos)
@@ -99,13 +101,13 @@ def generate_frames(G, videos, num_frames, batch=16, start=0.0, step=1.0, motion
         t = (start + index * step.numerator / step.denominator).unsqueeze(0).repeat(V, 1).to(device)  # [V, F_chunk]
         with torch.no_grad():
             img = G(z, c, t=t, truncation_psi=truncation_psi, motion_seeds=motion_seeds, motion_period=motion_period)
-        yield video_io.to_uint8(img).reshape(V, t.shape[1], *img.shape[1:]).cpu()  # [V*F, C, H, W] -> [V, F, C, H, W]
+        yield img.reshape(V, t.shape[1], *img.shape[1:])  # [V*F, C, H, W] -> [V, F, C, H, W]
 
 def stream_video(writer, chunks, grid, num_frames, desc):
-    """Tile each chunk of clips into `grid` and stream it into `writer`, with a progress bar in frames/s."""
+    """Quantise each chunk of clips, tile it into `grid` and stream it into `writer`, with a progress bar in frames/s."""
     with writer, tqdm.tqdm(total=num_frames, unit='frame', desc=desc, leave=True) as bar:
         for clips in chunks:
-            writer.write(video_io.tile_clips(clips, grid))
+            writer.write(video_io.tile_clips(video_io.to_uint8(clips).cpu(), grid))
             bar.update(clips.shape[1])
 
 #----------------------------------------------------------------------------
