@@ -77,15 +77,12 @@ def dataset_labels(dataset_kwargs):
     return np.stack([dataset.get_label(idx) for idx in range(len(dataset))])
 
 def frame_options(opts):
-    """The options in the form the image metrics take: frames of the video dataset, FrameStream for a video G."""
-    labels = None
+    """The options in the form the image metrics take: FrameStream for a video G, every frame of a video dataset."""
+    if fvd.is_video_generator(opts.G):
+        opts.G = FrameStream(opts.G, labels=(dataset_labels(opts.dataset_kwargs) if opts.G.c_dim > 0 else None))
     if is_video_dataset(opts.dataset_kwargs):
-        if opts.G.c_dim > 0:
-            labels = dataset_labels(opts.dataset_kwargs)
         opts.dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.dataset_kwargs.path,
             resolution=opts.dataset_kwargs.get('resolution'), use_labels=False)
-    if fvd.is_video_generator(opts.G):
-        opts.G = FrameStream(opts.G, labels=labels)
     opts.dataset_kwargs.update(max_size=None, xflip=False)
     return opts
 

@@ -30,6 +30,7 @@ import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
 from svc_plugin.metrics import frechet
+from svc_plugin.metrics import i3d
 
 #----------------------------------------------------------------------------
 
@@ -129,32 +130,27 @@ def is_video_generator(G):
 #----------------------------------------------------------------------------
 # The detector.
 
-_detector_cache = dict() # (location, device) => (detector, sha256)
+_detector_hashes = dict() # location => sha256
 
 def load_i3d(opts):
     """(detector, its sha256): the TorchScript file named by $STYLESV_I3D, else the project's I3D port.
 
-    Loaded once per process and device; rank 0 goes first so that only it downloads.
+    Rank 0 goes first so that only it downloads; i3d.load_detector() keeps one per location and device.
     """
     location = os.environ.get(I3D_ENV) or None
-    key = (location, opts.device)
     if opts.rank != 0 and opts.num_gpus > 1:
         torch.distributed.barrier()
-    if key not in _detector_cache:
-        from svc_plugin.metrics import i3d # pylint: disable=import-outside-toplevel # Only FVD needs it.
-        detector = i3d.load_detector(location, device=opts.device).eval()
-        for param in detector.parameters():
-            param.requires_grad = False
-        _detector_cache[key] = (detector, detector_sha256(detector, location))
+    detector = i3d.load_detector(location, device=opts.device)
+    if location not in _detector_hashes:
+        _detector_hashes[location] = detector_sha256(detector, location)
     if opts.rank == 0 and opts.num_gpus > 1:
         torch.distributed.barrier()
-    return _detector_cache[key]
+    return detector, _detector_hashes[location]
 
 def detector_record():
-    """(location, sha256) of the detector loaded last in this process, for the result record."""
+    """(location, sha256) of the detector that FVD uses, for the result record; the hash once it was loaded."""
     location = os.environ.get(I3D_ENV) or None
-    hashes = [value[1] for key, value in _detector_cache.items() if key[0] == location]
-    return (location or 'i3d port (svc_plugin.metrics.i3d)'), (hashes[-1] if hashes else None)
+    return (location or 'i3d port (svc_plugin.metrics.i3d)'), _detector_hashes.get(location)
 
 def detector_sha256(detector, location):
     """Hash of what makes the features: the file's bytes, or for the port its module source and weights."""
