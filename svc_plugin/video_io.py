@@ -24,7 +24,7 @@ def to_uint8(images):
     return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 def tile_clips(clips, grid):
-    """Lay V clips out as one video: clips [V, F, C, H, W] (tensor or array) -> uint8 array [F, rows*H, cols*W, C].
+    """Lay V clips out as one video: clips [V, F, C, H, W] (CPU tensor or array) -> uint8 array [F, rows*H, cols*W, C].
 
     `grid` is (cols, rows); clip v goes to row v // cols, column v % cols.
     """
@@ -78,8 +78,9 @@ class Mp4Writer(_AtomicOutput):
         self.fps = Fraction(fps).limit_denominator(1001) # ffmpeg takes the rate as a rational
         self.crf = crf          # H.264 constant rate factor: 0 lossless, 18 visually lossless, 23 ffmpeg's default, 51 worst
         self.preset = preset    # x264 speed/size trade-off
-        self._proc = None
+        self._proc = None       # ffmpeg, started by the first write (which fixes the frame size)
         self._log = None
+        self._shape = None
 
     def _start(self, height, width, channels):
         self._log = tempfile.TemporaryFile() # ffmpeg's stderr; a file, so a chatty ffmpeg cannot block on a full pipe
