@@ -25,16 +25,17 @@ from training import networks_stylegan2
 
 def time_step(D, img, t, device):
     """Seconds per frame of D(img) followed by backward of its sum (gradients w.r.t. weights and frames)."""
+    clock = time.perf_counter if device.type == 'cuda' else time.process_time
     img = img.detach().requires_grad_(True)
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     logits = D(img, None) if t is None else D(img, None, t)
     logits.sum().backward()
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
     D.zero_grad(set_to_none=True)
-    return (time.perf_counter() - start) / img.shape[0]
+    return (clock() - start) / img.shape[0]
 
 def compare(nets, img, reps, device):
     """Seconds per frame of each (name, D, times), (median, best), after one warm-up step each, steps interleaved."""
@@ -66,7 +67,8 @@ def main():
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    print(f'device={device} ({torch.get_num_threads()} threads), cbase={args.cbase}, cmax={args.cmax}, '
+    clock = 'wall time' if device.type == 'cuda' else 'process CPU time'
+    print(f'device={device} ({torch.get_num_threads()} threads, {clock}), cbase={args.cbase}, cmax={args.cmax}, '
         f'{args.clips} clips x {args.frames} frames, fuse={args.fuse}, reps={args.reps}')
     print(f'{"resolution":>10} {"statistic":>9} {"image D ms/frame":>17} {"video D no TSM":>15} {"video D TSM":>12} '
         f'{"TSM vs image D":>15} {"TSM vs no TSM":>14}')
