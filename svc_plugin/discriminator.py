@@ -1,4 +1,4 @@
-"""Video discriminator of StyleSV (Towards Smooth Video Composition, ICLR 2023, sec. 3.3): the StyleGAN2
+"""Video discriminator of StyleSV (Towards Smooth Video Composition, ICLR 2023): the StyleGAN2
 residual discriminator on every frame, a temporal shift module (TSM) in the blocks above the fusion
 resolution, fusion of the clip's frames, and a projection head conditioned on the time gaps (StyleGAN-V).
 
@@ -228,11 +228,11 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
     def from_image_discriminator(cls, D_image, **video_kwargs):
         """A video discriminator with every weight of an upstream image Discriminator that fits.
 
-        Everything whose name and shape match is copied. The 1-output head is broadcast into the
-        projection head so that, at the start, the video D scores a clip as the image D scores its fused
-        features, whatever the frame times (exactly so for one frame per clip, or without TSM for clips
-        of identical frames; TSM itself changes the residual branches of the clip's end frames).
-        A block rebuilt for concat fusion starts from its random initialisation.
+        Everything whose name and shape match is copied, and the 1-output head is broadcast into the
+        projection head: at the start the video D's score does not depend on the frame times, and it
+        equals the image D's score of a frame when the fused features are that frame's (one frame per
+        clip; or clips of identical frames without TSM, since TSM zeroes channels of the end frames'
+        residual branches). A block rebuilt for concat fusion starts from its random initialisation.
         """
         if len(D_image.init_args) > 3:
             raise ValueError('from_image_discriminator: the image D was built with options passed by position')
