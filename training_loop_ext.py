@@ -1,0 +1,851 @@
+"""Training loop of StyleSV (Towards Smooth Video Composition, ICLR 2023, PAPER.md §3.6-3.7) on the public StyleGAN3 API.
+
+One loop runs both stages of the paper: image pre-training (clips of 1 frame, the upstream StyleGAN3 generator,
+StyleGAN2 discriminator and loss, ADA) and video fine-tuning (clips of `frames` frames at random times,
+VideoGenerator / VideoDiscriminator / VideoLoss). It is assembled from the public upstream pieces only, so it
+runs unchanged on NVIDIA's release in third_party/stylegan3, and adds what the upstream loop lacks: CPU or CUDA
+processes (self-spawned or torchrun), kimg counted in frames, the full training state saved beside every snapshot
+and restored on resume, preview videos, video metrics with a kept best snapshot, and a stop on NaN/Inf.
+"""
+
+import copy
+import datetime
+import hashlib
+import itertools
+import json
+import os
+import pickle
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+import torch
+
+import svc_plugin # Puts the upstream layer on sys.path.
+import svc_plugin.metrics.fvd # Registers the fvd* metrics with metric_main. pylint: disable=unused-import
+import dnnlib
+from metrics import metric_main
+from torch_utils import misc
+from torch_utils import training_stats
+from torch_utils.ops import conv2d_gradfix
+from torch_utils.ops import grid_sample_gradfix
+from training.training_loop import save_image_grid
+from training.training_loop import setup_snapshot_image_grid
+from svc_plugin import checkpoint
+from svc_plugin import video_io
+from svc_plugin.dataset import sample_clip_times
+
+try:
+    import resource # Unix only: peak memory of the process.
+except ImportError:
+    resource = None
+
+STATE_FORMAT = 'stylesv-training-state-1'
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=10) # A collective that waits longer than this fails (a hung peer).
+
+#----------------------------------------------------------------------------
+
+class TrainingStopped(Exception):
+    """The run stopped itself (NaN/Inf, unusable resume state); the message is meant for the user."""
+
+#----------------------------------------------------------------------------
+# Files. Everything goes to <name>.tmp<pid> first and is renamed, so a SIGKILL never leaves a partial file.
+
+def replace_atomically(path, write):
+    """Call write(tmp_path), flush it to disk and rename it onto `path`; the temporary file never outlives a failure."""
+    tmp_path = f'{path}.tmp{os.getpid()}'
+    try:
+        write(tmp_path)
+        with open(tmp_path, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+def write_bytes_atomically(path, data):
+    def write(tmp_path):
+        with open(tmp_path, 'wb') as f:
+            f.write(data)
+    replace_atomically(path, write)
+
+def append_jsonl(path, record):
+    """Append one JSON line in a single write; earlier lines are never rewritten."""
+    with open(path, 'a', encoding='utf-8') as f:
+        f.write(json.dumps(record) + '\n')
+
+#----------------------------------------------------------------------------
+# Snapshots and their training state.
+
+def snapshot_pkl_path(run_dir, cur_nimg):
+    return os.path.join(run_dir, f'network-snapshot-{cur_nimg // 1000:06d}.pkl')
+
+def state_path_of(snapshot_pkl):
+    """training-state-NNNNNN.pt beside network-snapshot-NNNNNN.pkl."""
+    folder, name = os.path.split(snapshot_pkl)
+    return os.path.join(folder, re.sub(r'^network-snapshot-(\d+)\.pkl$', r'training-state-\1.pt', name))
+
+def load_training_state(snapshot_pkl):
+    """The training state saved with a snapshot, or None when there is none or it belongs to other snapshot bytes
+    (a run killed between writing the state and the pickle that it describes)."""
+    state_path = state_path_of(snapshot_pkl)
+    if state_path == snapshot_pkl or not os.path.isfile(state_path) or not os.path.isfile(snapshot_pkl):
+        return None
+    try:
+        state = torch.load(state_path, map_location='cpu', weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError): # Truncated or foreign: no state.
+        return None
+    if not isinstance(state, dict) or state.get('format') != STATE_FORMAT or state['snapshot_sha256'] != file_sha256(snapshot_pkl):
+        return None
+    return state
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+def find_latest_snapshot(outdir):
+    """The newest network-snapshot-*.pkl that has a matching training state, searching the run directories of
+    `outdir` from the highest run number down (a run that died before its first snapshot is passed over)."""
+    if not os.path.isdir(outdir):
+        return None
+    runs = sorted((int(m.group(1)), name) for name in os.listdir(outdir) if (m := re.match(r'^(\d+)-', name)))
+    for _run_id, name in reversed(runs):
+        run_dir = os.path.join(outdir, name)
+        pkls = sorted(f for f in os.listdir(run_dir) if re.fullmatch(r'network-snapshot-\d+\.pkl', f)) if os.path.isdir(run_dir) else []
+        for pkl in reversed(pkls):
+            path = os.path.join(run_dir, pkl)
+            if load_training_state(path) is not None:
+                return path
+    return None
+
+#----------------------------------------------------------------------------
+# Processes: one per GPU (CPU processes without CUDA), started by us or by torchrun.
+
+def torchrun_world():
+    """EasyDict(rank, local_rank, world_size, local_world_size) when torchrun started this process, else None."""
+    names = ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT']
+    if not all(name in os.environ for name in names):
+        return None
+    world = dnnlib.EasyDict(rank=int(os.environ['RANK']), local_rank=int(os.environ['LOCAL_RANK']), world_size=int(os.environ['WORLD_SIZE']))
+    world.local_world_size = int(os.environ.get('LOCAL_WORLD_SIZE', world.world_size))
+    return world
+
+def process_device(local_rank):
+    """cuda:<local rank> when CUDA is available, else the CPU."""
+    return torch.device('cuda', local_rank) if torch.cuda.is_available() else torch.device('cpu')
+
+def join_process_group(rank, num_gpus, local_rank, local_world_size, init_method):
+    """Enter the process group of a multi-process run (NCCL on GPUs, gloo on CPU) and share the CPU cores.
+    The group timeout makes a collective fail, rather than hang, when a peer has died."""
+    device = process_device(local_rank)
+    if device.type == 'cuda':
+        torch.cuda.set_device(device)
+    else:
+        torch.set_num_threads(max(1, torch.get_num_threads() // local_world_size)) # The processes of a machine share its cores.
+    if num_gpus > 1:
+        backend = 'nccl' if device.type == 'cuda' else 'gloo'
+        torch.distributed.init_process_group(backend, init_method=init_method, rank=rank, world_size=num_gpus, timeout=PROCESS_GROUP_TIMEOUT)
+        training_stats.init_multiprocessing(rank=rank, sync_device=device)
+
+def leave_process_group():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+def run_stages(rank, num_gpus, run_dir, stages):
+    """Train the stages one after the other in this process; a stage after the first starts from the previous one's
+    last snapshot (weights only, image -> video) and continues its kimg count. Rank 0 tees its output into log.txt.
+    An error is printed with its traceback (into log.txt on rank 0) before it propagates."""
+    log_file = os.path.join(run_dir, 'log.txt') if rank == 0 else None
+    with dnnlib.util.Logger(file_name=log_file, file_mode='a', should_flush=True):
+        try:
+            previous = None
+            for stage in stages:
+                kwargs = dict(stage)
+                if previous is not None:
+                    kwargs.update(resume_pkl=previous.snapshot_pkl, resume_kimg=previous.cur_nimg / 1000)
+                previous = training_loop(run_dir=run_dir, rank=rank, num_gpus=num_gpus, **kwargs)
+        except (TrainingStopped, OSError) as err: # The run's own verdict, or the environment's (disk full, ...): the message says it all.
+            if rank == 0 or not isinstance(err, TrainingStopped):
+                print(f'\nrank {rank}: {err}', file=sys.stderr)
+            raise
+        except BaseException: # A bug, or KeyboardInterrupt: say where it happened, then let it end the process.
+            print(f'\nrank {rank}: training failed:\n{traceback.format_exc()}', file=sys.stderr)
+            raise
+
+def spawned_process(rank, num_gpus, run_dir, stages, init_method):
+    """Body of each process that launch() starts itself."""
+    join_process_group(rank, num_gpus, local_rank=rank, local_world_size=num_gpus, init_method=init_method)
+    try:
+        run_stages(rank, num_gpus, run_dir, stages)
+    finally:
+        leave_process_group()
+
+def launch(stages, num_gpus, open_run_dir):
+    """Train `stages` (a list of training_loop kwargs) in num_gpus processes: the ones torchrun started, if it started
+    this one (env:// rendezvous, --gpus = world size), else this process (num_gpus = 1) or num_gpus spawned ones.
+    open_run_dir() runs once, on global rank 0: it creates and returns the run directory, or None for a dry run.
+    When one spawned process fails, torch.multiprocessing.spawn terminates the others and raises here."""
+    world = torchrun_world()
+    if world is not None:
+        join_process_group(world.rank, num_gpus, world.local_rank, world.local_world_size, init_method='env://')
+        try:
+            run_dir = [open_run_dir() if world.rank == 0 else None]
+            if num_gpus > 1:
+                torch.distributed.broadcast_object_list(run_dir, src=0)
+            if run_dir[0] is not None:
+                run_stages(world.rank, num_gpus, run_dir[0], stages)
+        finally:
+            leave_process_group()
+        return
+    run_dir = open_run_dir()
+    if run_dir is None:
+        return
+    if num_gpus == 1:
+        join_process_group(0, 1, local_rank=0, local_world_size=1, init_method=None)
+        run_stages(0, 1, run_dir, stages)
+        return
+    with tempfile.TemporaryDirectory() as rendezvous_dir:
+        init_method = 'file://' + os.path.join(os.path.abspath(rendezvous_dir), 'rendezvous').replace(os.sep, '/')
+        torch.multiprocessing.spawn(spawned_process, args=(num_gpus, run_dir, stages, init_method), nprocs=num_gpus)
+
+def is_multiprocess(num_gpus):
+    return num_gpus > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+
+#----------------------------------------------------------------------------
+# Random state: seeded per rank, saved with every snapshot, restored on resume.
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.RandomState(seed) # The loop's own stream: labels and frame times of generated clips.
+
+def capture_rng(rnd):
+    """This process's RNG states as tensors and plain numbers (torch.load(weights_only=True) reads them back)."""
+    def numpy_state(state):
+        return dict(key=torch.from_numpy(state[1].astype(np.int64)), pos=int(state[2]), has_gauss=int(state[3]), gauss=float(state[4]))
+    version, internal, gauss = random.getstate()
+    return dict(
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        numpy=numpy_state(np.random.get_state()),
+        loop=numpy_state(rnd.get_state()),
+        python=dict(version=version, internal=list(internal), gauss=gauss),
+    )
+
+def restore_rng(saved, rnd):
+    def numpy_state(state):
+        return ('MT19937', state['key'].numpy().astype(np.uint32), state['pos'], state['has_gauss'], state['gauss'])
+    torch.set_rng_state(saved['torch'])
+    if torch.cuda.is_available() and len(saved['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(saved['cuda'])
+    np.random.set_state(numpy_state(saved['numpy']))
+    rnd.set_state(numpy_state(saved['loop']))
+    random.setstate((saved['python']['version'], tuple(saved['python']['internal']), saved['python']['gauss']))
+
+def gather_rng(rnd, num_gpus):
+    """Every rank's RNG states, in rank order (the same list on every rank)."""
+    states = [capture_rng(rnd)]
+    if is_multiprocess(num_gpus):
+        states = [None] * num_gpus
+        torch.distributed.all_gather_object(states, capture_rng(rnd))
+    return states
+
+#----------------------------------------------------------------------------
+# Data: real clips from the dataset, generator inputs drawn like them.
+
+class SkippingSampler(torch.utils.data.Sampler):
+    """misc.InfiniteSampler without its first `skip` items: a resumed run reads the videos the uninterrupted run
+    would have read next."""
+    def __init__(self, skip, **sampler_kwargs):
+        super().__init__()
+        self.sampler = misc.InfiniteSampler(**sampler_kwargs)
+        self.skip = skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.skip, None)
+
+def open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device):
+    """Endless iterator over this rank's real clips, clips_per_rank at a time, starting after clips_done of them."""
+    sampler = SkippingSampler(skip=clips_done, dataset=training_set, rank=rank, num_replicas=num_gpus, seed=random_seed)
+    kwargs = dict(data_loader_kwargs)
+    if kwargs.get('num_workers', 0) == 0:
+        kwargs.pop('prefetch_factor', None)
+    if device.type != 'cuda':
+        kwargs.pop('pin_memory', None)
+    loader = torch.utils.data.DataLoader(dataset=training_set, sampler=sampler, batch_size=clips_per_rank, **kwargs)
+    training_set.close() # Workers reopen the zip themselves.
+    return iter(loader)
+
+def real_clips(clip_stream, frames, batch_gpu, device):
+    """Next real clips as chunks of batch_gpu clips: images [clips * frames, C, H, W] in [-1, 1] (video-major),
+    labels [clips, c_dim], times [clips, frames]."""
+    clips, labels, times = next(clip_stream) # [clips, F, C, H, W], [clips, c_dim], [clips, F]
+    if clips.shape[1] != frames:
+        raise ValueError(f'the dataset gives clips of {clips.shape[1]} frames, the loop expects {frames}')
+    images = (clips.to(device).to(torch.float32) / 127.5 - 1).flatten(0, 1) # [clips * F, C, H, W]
+    return images.split(batch_gpu * frames), labels.to(device).split(batch_gpu), times.to(device).split(batch_gpu)
+
+def generator_times(rnd, video_lengths, max_dist, num_clips, frames):
+    """Frame times [num_clips, frames] for G, drawn as the dataset draws real clips (span, offset and middle
+    frames of a random video, PAPER.md §3.7) and shifted by a uniform fraction of a frame, so G learns every time."""
+    lengths = video_lengths[rnd.randint(len(video_lengths), size=num_clips)]
+    times = np.stack([sample_clip_times(rnd, int(length), frames, max_dist) for length in lengths])
+    return times + rnd.uniform(size=[num_clips, 1])
+
+def generator_inputs(rnd, training_set, num_clips, frames, z_dim, device):
+    """z [num_clips, z_dim], c (labels of random dataset items) and, for clips of several frames, times."""
+    z = torch.randn([num_clips, z_dim], device=device)
+    c = np.stack([training_set.get_label(i) for i in rnd.randint(len(training_set), size=num_clips)])
+    c = torch.from_numpy(c).to(device)
+    if frames == 1:
+        return z, c, None
+    t = generator_times(rnd, training_set.video_lengths, training_set.max_dist, num_clips, frames)
+    return z, c, torch.from_numpy(t).to(device=device, dtype=torch.float32)
+
+#----------------------------------------------------------------------------
+# Networks: fresh, or from a snapshot (straight load, or an image snapshot turned into video networks).
+
+def video_only_kwargs(kwargs, image_module):
+    """The constructor options of `kwargs` that an image module does not have (motion_kwargs, num_frames, tsm, ...)."""
+    return {key: value for key, value in kwargs.items() if key != 'class_name' and key not in image_module.init_kwargs}
+
+def networks_from_snapshot(snapshot, G_kwargs, D_kwargs):
+    """G, D, G_ema of the kind G_kwargs/D_kwargs name, from a snapshot: the snapshot's own modules when they are of
+    that kind, else (an image snapshot for a video run) video modules built from them with every image weight."""
+    G_class = dnnlib.util.get_obj_by_name(G_kwargs['class_name'])
+    D_class = dnnlib.util.get_obj_by_name(D_kwargs['class_name'])
+    if type(snapshot['G']).__name__ == G_class.__name__:
+        return snapshot['G'], snapshot['D'], snapshot['G_ema']
+    if not hasattr(G_class, 'from_image_generator'):
+        raise TrainingStopped(f'cannot train a {G_class.__name__} from a snapshot of a {type(snapshot["G"]).__name__}')
+    G = G_class.from_image_generator(snapshot['G'], **video_only_kwargs(G_kwargs, snapshot['G']))
+    G_ema = G_class.from_image_generator(snapshot['G_ema'], **video_only_kwargs(G_kwargs, snapshot['G_ema']))
+    D = D_class.from_image_discriminator(snapshot['D'], **video_only_kwargs(D_kwargs, snapshot['D']))
+    return G, D, G_ema
+
+def build_networks(training_set, G_kwargs, D_kwargs, snapshot):
+    """G, D, G_ema for the dataset: from the resume snapshot if there is one, else freshly initialised."""
+    if snapshot is not None:
+        G, D, G_ema = networks_from_snapshot(snapshot, G_kwargs, D_kwargs)
+    else:
+        shape_kwargs = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
+        G = dnnlib.util.construct_class_by_name(**G_kwargs, **shape_kwargs)
+        D = dnnlib.util.construct_class_by_name(**D_kwargs, **shape_kwargs)
+        G_ema = copy.deepcopy(G)
+    for name, module in dict(G=G, D=D).items():
+        if (module.img_resolution, module.img_channels) != (training_set.resolution, training_set.num_channels):
+            raise TrainingStopped(f'the resumed {name} makes {module.img_channels}-channel {module.img_resolution}x{module.img_resolution} '
+                f'images but the dataset has {training_set.num_channels}-channel {training_set.resolution}x{training_set.resolution} frames')
+    return G.train().requires_grad_(False), D.train().requires_grad_(False), G_ema.eval().requires_grad_(False)
+
+def build_augment_pipe(augment_kwargs, augment_p, ada_target, snapshot):
+    """The augmentation pipe (None when augmentation is off); p continues from a snapshot of the same pipe."""
+    if augment_kwargs is None or (augment_p <= 0 and ada_target is None):
+        return None
+    augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False)
+    augment_pipe.p.copy_(torch.as_tensor(augment_p))
+    if snapshot is not None and snapshot.get('augment_pipe') is not None:
+        augment_pipe.p.copy_(snapshot['augment_pipe'].p)
+    return augment_pipe
+
+def broadcast_from_rank0(modules, num_gpus):
+    """Start every rank from rank 0's weights (fresh initialisations differ per rank seed)."""
+    if is_multiprocess(num_gpus):
+        for module in modules:
+            if module is not None:
+                for tensor in misc.params_and_buffers(module):
+                    torch.distributed.broadcast(tensor, src=0)
+
+def print_summaries(G, D, frames, device):
+    """Layer tables of G and D, run on one zero clip per mbstd group."""
+    clips = 4
+    z = torch.zeros([clips, G.z_dim], device=device)
+    c = torch.zeros([clips, G.c_dim], device=device)
+    if frames == 1:
+        images = misc.print_module_summary(G, [z, c])
+        misc.print_module_summary(D, [images, c])
+        return
+    t = torch.arange(frames, device=device, dtype=torch.float32).repeat(clips, 1) # [clips, frames]
+    images = misc.print_module_summary(G, [z, c, t])
+    misc.print_module_summary(D, [images, c, t])
+
+#----------------------------------------------------------------------------
+# Optimisation: phases with lazy regularisation, gradients averaged over processes, G_ema, ADA.
+
+def make_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval):
+    """Training phases and the optimizers {'G': ..., 'D': ...}. A network without lazy regularisation has one phase
+    '<X>both'; with it, '<X>main' every step and '<X>reg' every reg_interval steps, sharing one optimizer whose lr and
+    betas are scaled by r = interval / (interval + 1) because it steps r^-1 times as often (StyleGAN2, App. B)."""
+    phases, optimizers = [], {}
+    for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
+        opt_kwargs = dnnlib.EasyDict(opt_kwargs)
+        if 'betas' in opt_kwargs:
+            opt_kwargs.betas = [float(beta) for beta in opt_kwargs.betas]
+        if reg_interval is None:
+            optimizers[name] = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
+            phases.append(dnnlib.EasyDict(name=f'{name}both', module=module, opt=optimizers[name], interval=1))
+            continue
+        r = reg_interval / (reg_interval + 1)
+        opt_kwargs.lr *= r
+        if 'betas' in opt_kwargs:
+            opt_kwargs.betas = [beta ** r for beta in opt_kwargs.betas]
+        optimizers[name] = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
+        phases.append(dnnlib.EasyDict(name=f'{name}main', module=module, opt=optimizers[name], interval=1))
+        phases.append(dnnlib.EasyDict(name=f'{name}reg', module=module, opt=optimizers[name], interval=reg_interval))
+    return phases, optimizers
+
+def average_gradients(module, num_gpus):
+    """Mean gradient over the processes (one all_reduce of all gradients, flattened), with NaN/Inf entries made
+    finite so that one bad batch cannot poison the weights (the NaN guard still sees it in the losses)."""
+    grads = [param.grad for param in module.parameters() if param.grad is not None]
+    if len(grads) == 0:
+        return
+    flat = torch.cat([grad.reshape(-1) for grad in grads])
+    if is_multiprocess(num_gpus):
+        torch.distributed.all_reduce(flat)
+        flat /= num_gpus
+    flat = misc.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5)
+    for grad, part in zip(grads, flat.split([grad.numel() for grad in grads])):
+        grad.copy_(part.view_as(grad))
+
+def train_step(phases, loss, reals, fakes_per_phase, cur_nimg, batch_idx, num_gpus):
+    """Every phase due at batch_idx: accumulate its gradients over the chunks, average them, step. The gain is the
+    phase interval, so a lazy regulariser weighs as much as if it ran every step."""
+    real_images, real_c, real_t = reals
+    for phase, (gen_z, gen_c, gen_t) in zip(phases, fakes_per_phase):
+        if batch_idx % phase.interval != 0:
+            continue
+        phase.opt.zero_grad(set_to_none=True)
+        phase.module.requires_grad_(True)
+        for chunk, (images, c, t) in enumerate(zip(real_images, real_c, real_t)):
+            batch_gpu = c.shape[0]
+            z, gc = gen_z[chunk * batch_gpu:(chunk + 1) * batch_gpu], gen_c[chunk * batch_gpu:(chunk + 1) * batch_gpu]
+            times = {} if gen_t is None else dict(real_t=t, gen_t=gen_t[chunk * batch_gpu:(chunk + 1) * batch_gpu])
+            loss.accumulate_gradients(phase=phase.name, real_img=images, real_c=c, gen_z=z, gen_c=gc, gain=phase.interval,
+                cur_nimg=cur_nimg, **times)
+        phase.module.requires_grad_(False)
+        average_gradients(phase.module, num_gpus)
+        phase.opt.step()
+
+def ema_beta(cur_nimg, step_nimg, ema_kimg, ema_rampup):
+    """G_ema decay per step of step_nimg frames: half-life ema_kimg thousand frames, during ramp-up at most
+    ema_rampup times the frames seen so far."""
+    half_life = ema_kimg * 1000
+    if ema_rampup is not None:
+        half_life = min(half_life, cur_nimg * ema_rampup)
+    return 0.5 ** (step_nimg / max(half_life, 1e-8))
+
+def update_ema(G, G_ema, beta):
+    """G_ema <- beta * G_ema + (1 - beta) * G for parameters (paired by position); buffers copied from G."""
+    with torch.no_grad():
+        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+            p_ema.lerp_(p, 1 - beta)
+        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+            b_ema.copy_(b)
+
+def adjust_augment_p(augment_pipe, signs_real, ada_target, adjust_nimg, ada_kimg):
+    """ADA (Karras et al. 2020, §3): p rises when E[sign(D(real))] exceeds the target (D overfits) and falls
+    otherwise, fast enough to cross [0, 1] in ada_kimg thousand frames; p stays >= 0."""
+    if np.isfinite(signs_real):
+        step = np.sign(signs_real - ada_target) * adjust_nimg / (ada_kimg * 1000)
+        augment_pipe.p.copy_((augment_pipe.p + step).clamp(min=0))
+
+#----------------------------------------------------------------------------
+# Guard: a run whose losses or weights stop being finite ends before it writes another snapshot.
+
+def find_non_finite(stats, modules):
+    """Name of the first loss statistic or weight that is NaN/Inf, or None."""
+    for name, value in stats.items():
+        if name.startswith('Loss/') and value.num > 0 and not np.isfinite(value.mean):
+            return name
+    for module_name, module in modules.items():
+        for name, tensor in module.named_parameters():
+            if not bool(torch.isfinite(tensor).all()):
+                return f'{module_name}.{name}'
+    return None
+
+#----------------------------------------------------------------------------
+# Previews: image grids (image stage, as upstream) and mp4 grids of clips (video stage).
+
+class FirstFrames:
+    """A clip dataset seen as the image dataset setup_snapshot_image_grid expects: items (image [C, H, W], label)."""
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, idx):
+        clip, label, _times = self.dataset[idx]
+        return clip[0], label
+
+    def __getattr__(self, name):
+        return getattr(self.dataset, name)
+
+def cropped_image_grid(training_set, max_grid, random_seed):
+    """Upstream's grid of real frames ((gw, gh), images [N, C, H, W], labels), cropped to at most max_grid = (cols, rows)."""
+    (gw, gh), images, labels = setup_snapshot_image_grid(FirstFrames(training_set), random_seed=random_seed)
+    cols, rows = min(gw, max_grid[0]), min(gh, max_grid[1])
+    keep = (np.arange(rows)[:, None] * gw + np.arange(cols)).reshape(-1) # Row-major cells of the top-left corner.
+    return (cols, rows), images[keep], labels[keep]
+
+def save_preview_video(path, G_ema, z, c, num_frames, grid, fps, frames_per_call=16):
+    """mp4 grid of G_ema's videos at t = 0, 1, 2, ...; the motion noise of video i is seeded by i, so chunks in time
+    join seamlessly."""
+    seeds = list(range(z.shape[0]))
+    with torch.no_grad(), video_io.Mp4Writer(path, fps=fps) as writer:
+        for start in range(0, num_frames, frames_per_call):
+            t = torch.arange(start, min(start + frames_per_call, num_frames), device=z.device, dtype=torch.float32)
+            t = t.repeat(z.shape[0], 1) # [videos, frames]
+            frames = G_ema(z, c, t=t, motion_seeds=seeds, noise_mode='const') # [videos * frames, C, H, W]
+            clips = video_io.to_uint8(frames).reshape(z.shape[0], t.shape[1], *frames.shape[1:]).cpu() # [videos, frames, C, H, W]
+            writer.write(video_io.tile_clips(clips, grid))
+
+def save_reals_video(path, training_set, num_frames, grid, fps):
+    """mp4 grid of the first frames of the first videos of the dataset (looped when shorter), to compare with previews."""
+    lengths = training_set.video_lengths
+    clips = [training_set.load_video_frames(v % len(lengths), np.arange(num_frames) % lengths[v % len(lengths)]) for v in range(grid[0] * grid[1])]
+    video_io.write_video(path, video_io.tile_clips(np.stack(clips), grid), fps=fps) # clips: [videos, frames, C, H, W]
+
+class Previews:
+    """What G_ema makes, for a person to look at: reals.* and fakes_init.* at the start, fakes<kimg>.* at image
+    snapshots. The image stage writes png grids (upstream's grid cropped to at most `grid` = (columns, rows)), the video
+    stage mp4 grids of grid videos at t = 0, 1, 2, ... The inputs are fixed (z and motion noise of cell i seeded by i),
+    so successive previews show the same images and videos."""
+
+    def __init__(self, run_dir, training_set, z_dim, frames, grid, num_frames, batch_gpu, random_seed, device):
+        self.run_dir = run_dir
+        self.video = (frames > 1)
+        self.num_frames = num_frames
+        self.batch_gpu = batch_gpu
+        self.fps = training_set.fps or 25
+        if self.video:
+            self.grid = grid
+            labels = np.stack([training_set.get_label(i) for i in np.random.RandomState(random_seed).randint(len(training_set), size=grid[0] * grid[1])])
+        else:
+            self.grid, self.reals, labels = cropped_image_grid(training_set, grid, random_seed)
+        self.c = torch.from_numpy(labels).to(device)
+        self.z = torch.from_numpy(np.stack([np.random.RandomState(seed).randn(z_dim) for seed in range(len(labels))])).to(device, torch.float32)
+
+    def save_reals(self, training_set):
+        if self.video:
+            save_reals_video(os.path.join(self.run_dir, 'reals.mp4'), training_set, self.num_frames, self.grid, self.fps)
+        else:
+            save_image_grid(self.reals, os.path.join(self.run_dir, 'reals.png'), drange=[0, 255], grid_size=self.grid)
+
+    def save(self, G_ema, name):
+        """fakes<name>.mp4 (video stage) or fakes<name>.png (image stage)."""
+        if self.video:
+            save_preview_video(os.path.join(self.run_dir, f'fakes{name}.mp4'), G_ema, self.z, self.c, self.num_frames, self.grid, self.fps)
+            return
+        with torch.no_grad():
+            images = [G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(self.z.split(self.batch_gpu), self.c.split(self.batch_gpu))]
+        save_image_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, f'fakes{name}.png'), drange=[-1, 1], grid_size=self.grid)
+
+#----------------------------------------------------------------------------
+# Ticks: progress line, statistics.
+
+def peak_cpu_memory_gb():
+    """Peak resident memory of this process in GiB (0 where the resource module is missing)."""
+    if resource is None:
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**30 if sys.platform == 'darwin' else 2**20)
+
+def report_tick(cur_tick, cur_nimg, end_nimg, tick_nimg, tick_sec, total_sec, maintenance_sec, augment_pipe, device):
+    """Report Progress/*, Timing/*, Resources/* for the tick and return its console line."""
+    report0 = training_stats.report0
+    sec_per_kimg = tick_sec / max(tick_nimg, 1) * 1000
+    gpu_gb = gpu_reserved_gb = 0.0
+    if device.type == 'cuda':
+        gpu_gb = torch.cuda.max_memory_allocated(device) / 2**30
+        gpu_reserved_gb = torch.cuda.max_memory_reserved(device) / 2**30
+        torch.cuda.reset_peak_memory_stats(device)
+    augment_p = float(augment_pipe.p) if augment_pipe is not None else 0.0
+    eta_sec = max(end_nimg - cur_nimg, 0) / 1000 * sec_per_kimg
+    report0('Timing/total_hours', total_sec / 3600)
+    report0('Timing/total_days', total_sec / 86400)
+    return '  '.join([
+        f"tick {report0('Progress/tick', cur_tick):<5d}",
+        f"kimg {report0('Progress/kimg', cur_nimg / 1000):<8.3f}",
+        f"time {dnnlib.util.format_time(report0('Timing/total_sec', total_sec)):<12s}",
+        f"sec/tick {report0('Timing/sec_per_tick', tick_sec):<7.1f}",
+        f"sec/kimg {report0('Timing/sec_per_kimg', sec_per_kimg):<7.2f}",
+        f"ETA {dnnlib.util.format_time(report0('Timing/eta_sec', eta_sec)):<12s}",
+        f"maintenance {report0('Timing/maintenance_sec', maintenance_sec):<6.1f}",
+        f"cpumem {report0('Resources/cpu_mem_gb', peak_cpu_memory_gb()):<6.2f}",
+        f"gpumem {report0('Resources/peak_gpu_mem_gb', gpu_gb):<6.2f}",
+        f"reserved {report0('Resources/peak_gpu_mem_reserved_gb', gpu_reserved_gb):<6.2f}",
+        f"augment {report0('Progress/augment', augment_p):.3f}",
+    ])
+
+#----------------------------------------------------------------------------
+# Training state: everything besides the networks that a resumed run needs to continue as if never stopped.
+
+def training_state(progress, G, optimizers, loss, augment_pipe, rnd, num_gpus, snapshot_bytes):
+    """The state saved beside a snapshot (tensors and plain values only, so torch.load(weights_only=True) reads it)."""
+    return dict(format=STATE_FORMAT, generator=type(G).__name__, snapshot_sha256=hashlib.sha256(snapshot_bytes).hexdigest(),
+        stage_start_nimg=progress.stage_start_nimg, cur_nimg=progress.cur_nimg, cur_tick=progress.cur_tick, batch_idx=progress.batch_idx,
+        optimizers={name: opt.state_dict() for name, opt in optimizers.items()},
+        loss_state={name: value.detach().cpu() for name, value in vars(loss).items() if isinstance(value, torch.Tensor)}, # pl_mean, ...
+        augment_p=float(augment_pipe.p) if augment_pipe is not None else None,
+        rng=gather_rng(rnd, num_gpus), best=dict(progress.best))
+
+def restore_training_state(state, progress, optimizers, loss, augment_pipe, rnd, num_gpus, rank, run_dir):
+    """Put a saved state back: counters (into `progress`; the next tick follows the saved one), optimizer moments,
+    loss state, augment p, this rank's random streams and the best metric so far."""
+    progress.update(stage_start_nimg=state['stage_start_nimg'], cur_nimg=state['cur_nimg'], cur_tick=state['cur_tick'] + 1, batch_idx=state['batch_idx'])
+    for name, opt in optimizers.items():
+        opt.load_state_dict(state['optimizers'][name])
+    for name, value in state['loss_state'].items():
+        getattr(loss, name).copy_(value)
+    if augment_pipe is not None and state['augment_p'] is not None:
+        augment_pipe.p.copy_(torch.as_tensor(state['augment_p']))
+    if state['best']['metric'] == progress.best['metric']:
+        progress.best = dict(state['best'])
+        if rank == 0:
+            keep_best_copy(progress.best, run_dir)
+    if len(state['rng']) == num_gpus:
+        restore_rng(state['rng'][rank], rnd)
+    elif rank == 0:
+        print(f'The state was saved by {len(state["rng"])} processes, this run has {num_gpus}: random streams start afresh.')
+    if rank == 0:
+        print(f'Restored the training state: kimg {progress.cur_nimg / 1000:.3f}, tick {progress.cur_tick}, step {progress.batch_idx}.')
+
+#----------------------------------------------------------------------------
+# Snapshot writing and metrics.
+
+def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, num_gpus):
+    """The upstream snapshot dict: CPU copies in eval mode without grads. With several processes, first checks that
+    every rank holds rank 0's weights (running averages, which each rank keeps from its own data, excepted)."""
+    data = dict(training_set_kwargs=dict(training_set_kwargs))
+    for name, module in dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe).items():
+        if module is not None:
+            if is_multiprocess(num_gpus):
+                misc.check_ddp_consistency(module, ignore_regex=r'.*\.[^.]+_(avg|ema)')
+            module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
+        data[name] = module
+    return data
+
+def write_snapshot(snapshot_pkl, snapshot_bytes, state):
+    """The state first, then the pickle it describes (by hash): a pickle under its final name always has its state,
+    and a kill between the two leaves an old pickle that load_training_state will not pair with the new state."""
+    replace_atomically(state_path_of(snapshot_pkl), lambda tmp_path: torch.save(state, tmp_path))
+    write_bytes_atomically(snapshot_pkl, snapshot_bytes)
+
+def evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, device):
+    """{result name: value} of every metric on the snapshot's G_ema; rank 0 appends them to metric-<name>.jsonl."""
+    results = {}
+    for metric in metrics:
+        result = metric_main.calc_metric(metric=metric, G=snapshot['G_ema'], dataset_kwargs=snapshot['training_set_kwargs'],
+            num_gpus=num_gpus, rank=rank, device=device)
+        if rank == 0:
+            metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
+        results[metric] = result.results
+    return results
+
+def save_snapshot(run_dir, progress, modules, training_set_kwargs, optimizers, loss, rnd, metrics, num_gpus, rank, device):
+    """Write network-snapshot-<kimg>.pkl with its training state (rank 0), evaluate the metrics on it (every rank)
+    and keep best-<metric>.pkl. Returns EasyDict(snapshot_pkl, cur_nimg)."""
+    snapshot = snapshot_dict(**modules, training_set_kwargs=training_set_kwargs, num_gpus=num_gpus)
+    snapshot_pkl = snapshot_pkl_path(run_dir, progress.cur_nimg)
+    snapshot_bytes = pickle.dumps(snapshot)
+    state = training_state(progress, modules['G'], optimizers, loss, modules['augment_pipe'], rnd, num_gpus, snapshot_bytes)
+    if rank == 0:
+        write_snapshot(snapshot_pkl, snapshot_bytes, state)
+    if len(metrics) > 0:
+        if rank == 0:
+            print('Evaluating metrics...')
+        results = evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, device)
+        best = progress.best
+        if best['metric'] is not None and (best['value'] is None or metric_value(results, best['metric']) < best['value']):
+            progress.best = dict(best, value=metric_value(results, best['metric']), path=best_pkl_path(run_dir, best['metric']))
+            if rank == 0:
+                write_bytes_atomically(progress.best['path'], snapshot_bytes)
+                replace_atomically(state_path_of(snapshot_pkl), lambda tmp_path: torch.save(dict(state, best=progress.best), tmp_path))
+    return dnnlib.EasyDict(snapshot_pkl=snapshot_pkl, cur_nimg=progress.cur_nimg)
+
+def best_pkl_path(run_dir, metric):
+    return os.path.abspath(os.path.join(run_dir, f'best-{metric}.pkl'))
+
+def keep_best_copy(best, run_dir):
+    """A resumed run starts with a copy of the best snapshot so far (kept by the run it resumes) in its own directory."""
+    path = best_pkl_path(run_dir, best['metric'])
+    if best['path'] is not None and os.path.isfile(best['path']) and best['path'] != path:
+        replace_atomically(path, lambda tmp_path: shutil.copyfile(best['path'], tmp_path))
+        best['path'] = path
+
+def metric_value(results, metric):
+    """The number that ranks snapshots for `metric`: its result of the same name, else its only result."""
+    values = results[metric]
+    if metric in values:
+        return float(values[metric])
+    if len(values) != 1:
+        raise ValueError(f'best_metric={metric!r} gives several results ({", ".join(values)}); name one of them')
+    return float(next(iter(values.values())))
+
+#----------------------------------------------------------------------------
+
+def training_loop(
+    run_dir                 = '.',      # Output directory.
+    training_set_kwargs     = {},       # Clip dataset (svc_plugin.dataset.VideoFramesFolderDataset kwargs, frames included).
+    data_loader_kwargs      = {},       # torch.utils.data.DataLoader options (num_workers, pin_memory, prefetch_factor).
+    G_kwargs                = {},       # Generator: networks_stylegan3.Generator (image stage) or VideoGenerator.
+    D_kwargs                = {},       # Discriminator: networks_stylegan2.Discriminator or VideoDiscriminator.
+    G_opt_kwargs            = {},       # Generator optimizer.
+    D_opt_kwargs            = {},       # Discriminator optimizer.
+    augment_kwargs          = None,     # Augmentation pipe, None = no augmentation.
+    loss_kwargs             = {},       # Loss: upstream StyleGAN2Loss (image stage) or VideoLoss (clips).
+    metrics                 = [],       # Metrics evaluated at every network snapshot.
+    random_seed             = 0,        # Global seed; rank r uses random_seed * num_gpus + r.
+    num_gpus                = 1,        # Processes taking part (GPUs, or CPU processes without CUDA).
+    rank                    = 0,        # This process's rank in [0, num_gpus).
+    batch_size              = 4,        # Clips per step, over all processes.
+    batch_gpu               = 4,        # Clips per forward pass of one process (gradient accumulation below batch_size / num_gpus).
+    ema_kimg                = 10,       # Half-life of G_ema, in thousands of frames.
+    ema_rampup              = 0.05,     # G_ema half-life ramp-up as a fraction of the frames seen, None = off.
+    G_reg_interval          = None,     # Lazy regularisation interval of G, None = none (no path length).
+    D_reg_interval          = 16,       # Lazy R1 interval of D, None = every step together with the main loss.
+    augment_p               = 0,        # Initial augmentation probability.
+    ada_target              = None,     # ADA target of E[sign(D(real))], None = fixed p.
+    ada_interval            = 4,        # Steps between ADA adjustments.
+    ada_kimg                = 500,      # Thousands of frames for ADA to move p by 1.
+    total_kimg              = 25000,    # Length of this stage in thousands of frames, counted from its start.
+    kimg_per_tick           = 4,        # Thousands of frames per tick (progress line, stats).
+    image_snapshot_ticks    = 50,       # Ticks between preview grids / videos, None = none.
+    network_snapshot_ticks  = 50,       # Ticks between network snapshots (+ training state, metrics), None = at the end only.
+    resume_pkl              = None,     # Snapshot to start from; its training state, when saved beside it, is restored too.
+    resume_kimg             = 0,        # Where this stage starts on the kimg axis when the state is not restored.
+    cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
+    frames                  = 1,        # Frames per clip (1 = image stage); kimg counts frames: batch_size * frames per step.
+    best_metric             = None,     # Keep best-<metric>.pkl, a copy of the snapshot with the lowest value of this metric.
+    preview_frames          = 32,       # Frames of the preview videos.
+    preview_grid            = None,     # Columns x rows of the previews, None = 16 x 8 images at most (image stage), 4 x 2 videos.
+):
+    """Train one stage; returns EasyDict(snapshot_pkl, cur_nimg) of its last snapshot."""
+    start_time = time.time()
+    device = process_device(torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    rnd = seed_everything(random_seed * num_gpus + rank)
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    conv2d_gradfix.enabled = True
+    grid_sample_gradfix.enabled = True
+    if best_metric is not None and best_metric not in metrics:
+        raise ValueError(f'best_metric={best_metric!r} is not one of the metrics {metrics}')
+
+    # Resume source: a snapshot, and its training state when it has one of the same kind of networks.
+    snapshot = state = None
+    if resume_pkl is not None:
+        if rank == 0:
+            print(f'Resuming from "{resume_pkl}"')
+        snapshot = checkpoint.load_network(resume_pkl)
+        state = load_training_state(resume_pkl)
+        if state is not None and state['generator'] != G_kwargs['class_name'].rsplit('.', 1)[-1]:
+            state = None # Image snapshot -> video stage: weights only, the kimg count continues from resume_kimg.
+
+    if rank == 0:
+        print('Loading training set...')
+    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    if rank == 0:
+        print(f'Num clips: {len(training_set)}, frames per clip: {frames}, frame shape: {training_set.image_shape}, label shape: {training_set.label_shape}')
+        print('Constructing networks...')
+    G, D, G_ema = build_networks(training_set, G_kwargs, D_kwargs, snapshot)
+    augment_pipe = build_augment_pipe(augment_kwargs, augment_p, ada_target, snapshot)
+    G, D, G_ema = G.to(device), D.to(device), G_ema.to(device)
+    augment_pipe = augment_pipe.to(device) if augment_pipe is not None else None
+    if rank == 0:
+        print_summaries(G, D, frames, device)
+    broadcast_from_rank0([G, D, G_ema, augment_pipe], num_gpus)
+    loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
+    phases, optimizers = make_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval)
+    ada_stats = training_stats.Collector(regex='Loss/signs/real') if (augment_pipe is not None and ada_target is not None) else None
+
+    # Counters, optimizer states, RNG and loss state: from the training state, or a fresh start at resume_kimg.
+    start_nimg = int(round(resume_kimg * 1000))
+    progress = dnnlib.EasyDict(stage_start_nimg=start_nimg, cur_nimg=start_nimg, cur_tick=0, batch_idx=0, best=dict(metric=best_metric, value=None, path=None))
+    if state is not None:
+        restore_training_state(state, progress, optimizers, loss, augment_pipe, rnd, num_gpus, rank, run_dir)
+    cur_nimg, cur_tick, batch_idx = progress.cur_nimg, progress.cur_tick, progress.batch_idx
+    end_nimg = progress.stage_start_nimg + int(round(total_kimg * 1000))
+    fresh_start = (cur_nimg == 0)
+
+    clips_per_rank = batch_size // num_gpus
+    clip_stream = open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, batch_idx * clips_per_rank, random_seed, device)
+
+    # Outputs: the real data and the starting point, then a stats line per tick.
+    previews = None
+    if rank == 0:
+        print('Exporting previews...')
+        previews = Previews(run_dir, training_set, G.z_dim, frames, preview_grid or ((4, 2) if frames > 1 else (16, 8)), preview_frames, batch_gpu, random_seed, device)
+        previews.save_reals(training_set)
+        previews.save(G_ema, '_init')
+    stats_collector = training_stats.Collector(regex='.*')
+    stats_jsonl = os.path.join(run_dir, 'stats.jsonl')
+    last = dnnlib.EasyDict(snapshot_pkl=resume_pkl, cur_nimg=cur_nimg)
+
+    if rank == 0:
+        print(f'Training from kimg {cur_nimg / 1000:.3f} to {end_nimg / 1000:.3f} (frames)...\n')
+    step_nimg = batch_size * frames
+    tick_start_nimg = cur_nimg
+    tick_start_time = time.time()
+    maintenance_sec = tick_start_time - start_time
+    while True:
+        # One step: real clips, one draw of generator inputs per phase, every phase due, G_ema, ADA.
+        reals = real_clips(clip_stream, frames, batch_gpu, device)
+        fakes = [generator_inputs(rnd, training_set, clips_per_rank, frames, G.z_dim, device) for _ in phases]
+        train_step(phases, loss, reals, fakes, cur_nimg, batch_idx, num_gpus)
+        update_ema(G, G_ema, ema_beta(cur_nimg, step_nimg, ema_kimg, ema_rampup))
+        cur_nimg += step_nimg
+        batch_idx += 1
+        if ada_stats is not None and batch_idx % ada_interval == 0:
+            ada_stats.update()
+            adjust_augment_p(augment_pipe, ada_stats['Loss/signs/real'], ada_target, step_nimg * ada_interval, ada_kimg)
+
+        # A tick ends after the first step, then every kimg_per_tick.
+        done = (cur_nimg >= end_nimg)
+        if not done and cur_nimg < tick_start_nimg + kimg_per_tick * 1000 and not (fresh_start and cur_tick == 0):
+            continue
+        tick_end_time = time.time()
+        status = report_tick(cur_tick, cur_nimg, end_nimg, cur_nimg - tick_start_nimg, tick_end_time - tick_start_time,
+            tick_end_time - start_time, maintenance_sec, augment_pipe, device)
+        if rank == 0:
+            print(status)
+        stats_collector.update()
+        stats = stats_collector.as_dict()
+        if rank == 0:
+            append_jsonl(stats_jsonl, dict(stats, timestamp=time.time()))
+        bad = find_non_finite(stats, dict(G=G, D=D, G_ema=G_ema))
+        if bad is not None:
+            raise TrainingStopped(f'{bad} is NaN/Inf at tick {cur_tick} (kimg {cur_nimg / 1000:.3f}): stopped without writing a snapshot. '
+                f'Resume from the last snapshot with --resume=latest, e.g. with a lower learning rate or a larger --gamma.')
+
+        first_tick = (cur_tick == 0 and fresh_start)
+        if rank == 0 and image_snapshot_ticks is not None and (done or first_tick or (cur_tick > 0 and cur_tick % image_snapshot_ticks == 0)):
+            previews.save(G_ema, f'{cur_nimg // 1000:06d}')
+        if done or first_tick or (network_snapshot_ticks is not None and cur_tick > 0 and cur_tick % network_snapshot_ticks == 0):
+            progress.update(cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx)
+            last = save_snapshot(run_dir, progress, dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe), training_set_kwargs,
+                optimizers, loss, rnd, metrics, num_gpus, rank, device)
+
+        cur_tick += 1
+        tick_start_nimg = cur_nimg
+        tick_start_time = time.time()
+        maintenance_sec = tick_start_time - tick_end_time
+        if done:
+            break
+
+    if rank == 0:
+        print('\nExiting...')
+    return last
+
+#----------------------------------------------------------------------------
