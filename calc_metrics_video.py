@@ -8,7 +8,6 @@ metric-<name>.jsonl beside the snapshot.
 
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -66,12 +65,12 @@ def dataset_kwargs_for(data, training_set_kwargs, G):
         raise click.ClickException(f'dataset {kwargs.path}: {err}')
     return kwargs
 
-def set_detectors(i3d, inception):
+def set_detectors(i3d_path, inception_path):
     """Local detector files, through the environment so that spawned processes see them too."""
-    for flag, path, env in [('--i3d', i3d, fvd.I3D_ENV), ('--inception', inception, 'STYLESV_INCEPTION')]:
+    for flag, path, env in [('--i3d', i3d_path, fvd.I3D_ENV), ('--inception', inception_path, 'STYLESV_INCEPTION')]:
         if path is not None:
             if not dnnlib.util.is_url(path) and not os.path.isfile(path):
-                raise click.ClickException(f'{flag} must name a TorchScript file or URL: {path}')
+                raise click.ClickException(f'{flag} must name a detector file or URL: {path}')
             os.environ[env] = path if dnnlib.util.is_url(path) else os.path.abspath(path)
 
 #----------------------------------------------------------------------------
@@ -93,18 +92,28 @@ def record(args, metric, result, G):
 
 def report(args, metric, line):
     """Print `<name> <value>` and append the JSON line to metric-<name>.jsonl beside a local snapshot."""
-    print(f'{metric} {line["results"][metric]:g}' if metric in line['results'] else
-          ' '.join(f'{key} {value:g}' for key, value in line['results'].items()), flush=True)
+    for key in [metric] if metric in line['results'] else line['results']: # E.g. pr50k3_full has two values.
+        print(f'{key} {line["results"][key]:g}', flush=True)
     if os.path.isfile(args.network_pkl):
         with open(os.path.join(os.path.dirname(os.path.abspath(args.network_pkl)), f'metric-{metric}.jsonl'), 'at') as f:
             f.write(json.dumps(line) + '\n') # One write in append mode: earlier lines are never touched.
 
 def run_metrics(rank, args, init_file):
     """Body of each process: join the process group, compute every metric, and (rank 0) report it."""
-    if args.num_gpus > 1:
-        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
-        torch.distributed.init_process_group(backend, init_method=f'file://{init_file}', rank=rank, world_size=args.num_gpus)
     device = torch.device('cuda', rank) if torch.cuda.is_available() else torch.device('cpu')
+    if device.type == 'cuda':
+        torch.cuda.set_device(device) # NCCL collectives without tensors (barrier) use the current device.
+    if args.num_gpus > 1:
+        backend = 'nccl' if device.type == 'cuda' else 'gloo'
+        torch.distributed.init_process_group(backend, init_method=f'file://{init_file}', rank=rank, world_size=args.num_gpus)
+    try:
+        compute_and_report(rank, args, device)
+    finally:
+        if args.num_gpus > 1:
+            torch.distributed.destroy_process_group() # Stop the backend's threads before the process exits.
+
+def compute_and_report(rank, args, device):
+    """Every metric in turn on this process's device; rank 0 prints and records the results."""
     G = args.G.to(device)
     for metric in args.metrics:
         video_metrics.is_valid_metric(metric) # Registers an on-demand FVD name in this process.
@@ -148,8 +157,10 @@ def main(network_pkl, metrics, data, i3d_path, inception, gpus, seed, motion, ve
         dataset_kwargs=dataset_kwargs_for(data, training_set_kwargs, G))
     try:
         launch(args)
-    except torch.multiprocessing.ProcessRaisedException as err:
+    except torch.multiprocessing.ProcessRaisedException as err: # A metric failed in a spawned process; the last line says why.
         raise click.ClickException(str(err).strip().splitlines()[-1])
+    except torch.multiprocessing.ProcessExitedException as err: # A spawned process died (signal, abort).
+        raise click.ClickException(str(err))
     except (i3d.DetectorError, OSError, ValueError, RuntimeError) as err: # Detector or data that fails inside a metric.
         raise click.ClickException(str(err).strip().splitlines()[0])
 
