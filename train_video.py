@@ -234,12 +234,14 @@ def check_metrics(opts):
         raise click.ClickException(f'--best-metric={opts.best_metric} must be one of --metrics ({",".join(opts.metrics) or "none"})')
 
 def check_outdir(outdir):
-    try:
-        os.makedirs(outdir, exist_ok=True)
-    except OSError as err:
-        raise click.ClickException(f'--outdir: cannot create {outdir}: {err.strerror or err}')
-    if not os.access(outdir, os.W_OK | os.X_OK):
-        raise click.ClickException(f'--outdir: {outdir} is not writable')
+    """--outdir must be a writable directory, or creatable inside the nearest directory above it that exists."""
+    existing = os.path.abspath(outdir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise click.ClickException(f'--outdir: {existing} is not a directory')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise click.ClickException(f'--outdir: cannot write into {existing}')
 
 def check_options(opts):
     if opts.stage != 'image' and opts.cfg == 'stylegan2':
@@ -257,7 +259,8 @@ def check_options(opts):
 
 def next_run_dir(outdir, desc):
     """<outdir>/<NNNNN>-<desc>, NNNNN one above the highest run number there."""
-    numbers = [int(m.group(1)) for name in os.listdir(outdir) if (m := re.match(r'^(\d+)-', name))]
+    names = os.listdir(outdir) if os.path.isdir(outdir) else []
+    numbers = [int(m.group(1)) for name in names if (m := re.match(r'^(\d+)-', name))]
     return os.path.join(outdir, f'{max(numbers, default=-1) + 1:05d}-{desc}')
 
 def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):

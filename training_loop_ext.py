@@ -452,24 +452,50 @@ def update_ema(G, G_ema, beta):
         for b_ema, b in zip(G_ema.buffers(), G.buffers()):
             b_ema.copy_(b)
 
-def adjust_augment_p(augment_pipe, signs_real, ada_target, adjust_nimg, ada_kimg):
-    """ADA (Karras et al. 2020, §3): p rises when E[sign(D(real))] exceeds the target (D overfits) and falls
-    otherwise, fast enough to cross [0, 1] in ada_kimg thousand frames; p stays >= 0."""
-    if np.isfinite(signs_real):
-        step = np.sign(signs_real - ada_target) * adjust_nimg / (ada_kimg * 1000)
-        augment_pipe.p.copy_((augment_pipe.p + step).clamp(min=0))
+class AdaptiveAugment:
+    """ADA (Karras et al. 2020, §3): every `interval` steps, p rises when E[sign(D(real))] since the previous
+    adjustment exceeds the target (D overfits) and falls otherwise, fast enough to cross [0, 1] in ada_kimg thousand
+    frames; p >= 0. The signs gathered since the last adjustment (`pending`: count, sum) belong to the training state,
+    so a resumed run adjusts p exactly as the uninterrupted run would."""
+
+    def __init__(self, augment_pipe, target, interval, ada_kimg):
+        self.augment_pipe = augment_pipe
+        self.target = target
+        self.interval = interval
+        self.ada_kimg = ada_kimg
+        self.collector = training_stats.Collector(regex='Loss/signs/real', keep_previous=False)
+        self.pending = [0.0, 0.0]
+
+    def collect(self):
+        """Add the signs reported since the last call (by every process) to `pending`."""
+        self.collector.update()
+        count = self.collector.num('Loss/signs/real')
+        if count > 0:
+            self.pending = [self.pending[0] + count, self.pending[1] + self.collector.mean('Loss/signs/real') * count]
+
+    def step(self, batch_idx, step_nimg):
+        """After step batch_idx (counted from 1) of step_nimg frames: adjust p if it is due."""
+        if batch_idx % self.interval != 0:
+            return
+        self.collect()
+        count, total = self.pending
+        self.pending = [0.0, 0.0]
+        if count > 0:
+            delta = np.sign(total / count - self.target) * step_nimg * self.interval / (self.ada_kimg * 1000)
+            self.augment_pipe.p.copy_((self.augment_pipe.p + delta).clamp(min=0))
+
 
 #----------------------------------------------------------------------------
 # Guard: a run whose losses or weights stop being finite ends before it writes another snapshot.
 
 def find_non_finite(stats, modules):
-    """Name of the first loss statistic or weight that is NaN/Inf, or None."""
+    """Name of the first loss statistic, weight or floating-point buffer (w_avg, magnitude EMAs) that is NaN/Inf, or None."""
     for name, value in stats.items():
         if name.startswith('Loss/') and value.num > 0 and not np.isfinite(value.mean):
             return name
     for module_name, module in modules.items():
-        for name, tensor in module.named_parameters():
-            if not bool(torch.isfinite(tensor).all()):
+        for name, tensor in misc.named_params_and_buffers(module):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 return f'{module_name}.{name}'
     return None
 
@@ -591,31 +617,34 @@ def report_tick(cur_tick, cur_nimg, end_nimg, tick_nimg, tick_sec, total_sec, ma
 #----------------------------------------------------------------------------
 # Training state: everything besides the networks that a resumed run needs to continue as if never stopped.
 
-def training_state(progress, G, optimizers, loss, augment_pipe, rnd, num_gpus, snapshot_bytes):
+def training_state(progress, trainer, num_gpus, snapshot_bytes):
     """The state saved beside a snapshot (tensors and plain values only, so torch.load(weights_only=True) reads it)."""
-    return dict(format=STATE_FORMAT, generator=type(G).__name__, snapshot_sha256=hashlib.sha256(snapshot_bytes).hexdigest(),
+    return dict(format=STATE_FORMAT, generator=type(trainer.G).__name__, snapshot_sha256=hashlib.sha256(snapshot_bytes).hexdigest(),
         stage_start_nimg=progress.stage_start_nimg, cur_nimg=progress.cur_nimg, cur_tick=progress.cur_tick, batch_idx=progress.batch_idx,
-        optimizers={name: opt.state_dict() for name, opt in optimizers.items()},
-        loss_state={name: value.detach().cpu() for name, value in vars(loss).items() if isinstance(value, torch.Tensor)}, # pl_mean, ...
-        augment_p=float(augment_pipe.p) if augment_pipe is not None else None,
-        rng=gather_rng(rnd, num_gpus), best=dict(progress.best))
+        optimizers={name: opt.state_dict() for name, opt in trainer.optimizers.items()},
+        loss_state={name: value.detach().cpu() for name, value in vars(trainer.loss).items() if isinstance(value, torch.Tensor)}, # pl_mean, ...
+        augment_p=float(trainer.augment_pipe.p) if trainer.augment_pipe is not None else None,
+        ada_pending=list(trainer.ada.pending) if trainer.ada is not None else None,
+        rng=gather_rng(trainer.rnd, num_gpus), best=dict(progress.best))
 
-def restore_training_state(state, progress, optimizers, loss, augment_pipe, rnd, num_gpus, rank, run_dir):
+def restore_training_state(state, progress, trainer, num_gpus, rank, run_dir):
     """Put a saved state back: counters (into `progress`; the next tick follows the saved one), optimizer moments,
-    loss state, augment p, this rank's random streams and the best metric so far."""
+    loss state, augment p and ADA's pending signs, this rank's random streams, the best metric so far."""
     progress.update(stage_start_nimg=state['stage_start_nimg'], cur_nimg=state['cur_nimg'], cur_tick=state['cur_tick'] + 1, batch_idx=state['batch_idx'])
-    for name, opt in optimizers.items():
+    for name, opt in trainer.optimizers.items():
         opt.load_state_dict(state['optimizers'][name])
     for name, value in state['loss_state'].items():
-        getattr(loss, name).copy_(value)
-    if augment_pipe is not None and state['augment_p'] is not None:
-        augment_pipe.p.copy_(torch.as_tensor(state['augment_p']))
+        getattr(trainer.loss, name).copy_(value)
+    if trainer.augment_pipe is not None and state['augment_p'] is not None:
+        trainer.augment_pipe.p.copy_(torch.as_tensor(state['augment_p']))
+    if trainer.ada is not None and state['ada_pending'] is not None:
+        trainer.ada.pending = list(state['ada_pending'])
     if state['best']['metric'] == progress.best['metric']:
         progress.best = dict(state['best'])
         if rank == 0:
             keep_best_copy(progress.best, run_dir)
     if len(state['rng']) == num_gpus:
-        restore_rng(state['rng'][rank], rnd)
+        restore_rng(state['rng'][rank], trainer.rnd)
     elif rank == 0:
         print(f'The state was saved by {len(state["rng"])} processes, this run has {num_gpus}: random streams start afresh.')
     if rank == 0:
@@ -634,6 +663,8 @@ def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, num_gpus):
                 misc.check_ddp_consistency(module, ignore_regex=r'.*\.[^.]+_(avg|ema)')
             module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
         data[name] = module
+    if is_multiprocess(num_gpus) and torch.distributed.get_rank() == 0:
+        print(f'Weights checked: all {num_gpus} processes hold the same G, D, G_ema and augment pipe.')
     return data
 
 def write_snapshot(snapshot_pkl, snapshot_bytes, state):
@@ -653,13 +684,15 @@ def evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, d
         results[metric] = result.results
     return results
 
-def save_snapshot(run_dir, progress, modules, training_set_kwargs, optimizers, loss, rnd, metrics, num_gpus, rank, device):
+def save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, num_gpus, rank, device):
     """Write network-snapshot-<kimg>.pkl with its training state (rank 0), evaluate the metrics on it (every rank)
     and keep best-<metric>.pkl. Returns EasyDict(snapshot_pkl, cur_nimg)."""
-    snapshot = snapshot_dict(**modules, training_set_kwargs=training_set_kwargs, num_gpus=num_gpus)
+    snapshot = snapshot_dict(trainer.G, trainer.D, trainer.G_ema, trainer.augment_pipe, training_set_kwargs, num_gpus)
     snapshot_pkl = snapshot_pkl_path(run_dir, progress.cur_nimg)
     snapshot_bytes = pickle.dumps(snapshot)
-    state = training_state(progress, modules['G'], optimizers, loss, modules['augment_pipe'], rnd, num_gpus, snapshot_bytes)
+    if trainer.ada is not None:
+        trainer.ada.collect() # Every rank, so that the pending signs are complete and the same everywhere.
+    state = training_state(progress, trainer, num_gpus, snapshot_bytes)
     if rank == 0:
         write_snapshot(snapshot_pkl, snapshot_bytes, state)
     if len(metrics) > 0:
@@ -740,6 +773,9 @@ def training_loop(
     torch.backends.cudnn.allow_tf32 = False
     conv2d_gradfix.enabled = True
     grid_sample_gradfix.enabled = True
+    for metric in metrics: # Names of the general form fvd<videos>_<frames>f exist once registered, in every process.
+        if not metric_main.is_valid_metric(metric) and not svc_plugin.metrics.fvd.register_fvd_metric(metric):
+            raise ValueError(f'unknown metric {metric!r}')
     if best_metric is not None and best_metric not in metrics:
         raise ValueError(f'best_metric={best_metric!r} is not one of the metrics {metrics}')
 
@@ -752,10 +788,16 @@ def training_loop(
         state = load_training_state(resume_pkl)
         if state is not None and state['generator'] != G_kwargs['class_name'].rsplit('.', 1)[-1]:
             state = None # Image snapshot -> video stage: weights only, the kimg count continues from resume_kimg.
+    start_nimg = int(round(resume_kimg * 1000))
+    progress = dnnlib.EasyDict(stage_start_nimg=start_nimg, cur_nimg=start_nimg, cur_tick=0, batch_idx=0, best=dict(metric=best_metric, value=None, path=None))
 
+    # Data, first: opening the loader draws DataLoader's base seed from torch's RNG, which is then as in the run resumed.
     if rank == 0:
         print('Loading training set...')
     training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    clips_per_rank = batch_size // num_gpus
+    clips_done = (state['batch_idx'] if state is not None else 0) * clips_per_rank
+    clip_stream = open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device)
     if rank == 0:
         print(f'Num clips: {len(training_set)}, frames per clip: {frames}, frame shape: {training_set.image_shape}, label shape: {training_set.label_shape}')
         print('Constructing networks...')
@@ -768,19 +810,15 @@ def training_loop(
     broadcast_from_rank0([G, D, G_ema, augment_pipe], num_gpus)
     loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
     phases, optimizers = make_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval)
-    ada_stats = training_stats.Collector(regex='Loss/signs/real') if (augment_pipe is not None and ada_target is not None) else None
+    ada = AdaptiveAugment(augment_pipe, ada_target, ada_interval, ada_kimg) if (augment_pipe is not None and ada_target is not None) else None
+    trainer = dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, loss=loss, optimizers=optimizers, ada=ada, rnd=rnd)
 
     # Counters, optimizer states, RNG and loss state: from the training state, or a fresh start at resume_kimg.
-    start_nimg = int(round(resume_kimg * 1000))
-    progress = dnnlib.EasyDict(stage_start_nimg=start_nimg, cur_nimg=start_nimg, cur_tick=0, batch_idx=0, best=dict(metric=best_metric, value=None, path=None))
     if state is not None:
-        restore_training_state(state, progress, optimizers, loss, augment_pipe, rnd, num_gpus, rank, run_dir)
+        restore_training_state(state, progress, trainer, num_gpus, rank, run_dir)
     cur_nimg, cur_tick, batch_idx = progress.cur_nimg, progress.cur_tick, progress.batch_idx
     end_nimg = progress.stage_start_nimg + int(round(total_kimg * 1000))
     fresh_start = (cur_nimg == 0)
-
-    clips_per_rank = batch_size // num_gpus
-    clip_stream = open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, batch_idx * clips_per_rank, random_seed, device)
 
     # Outputs: the real data and the starting point, then a stats line per tick.
     previews = None
@@ -807,9 +845,8 @@ def training_loop(
         update_ema(G, G_ema, ema_beta(cur_nimg, step_nimg, ema_kimg, ema_rampup))
         cur_nimg += step_nimg
         batch_idx += 1
-        if ada_stats is not None and batch_idx % ada_interval == 0:
-            ada_stats.update()
-            adjust_augment_p(augment_pipe, ada_stats['Loss/signs/real'], ada_target, step_nimg * ada_interval, ada_kimg)
+        if ada is not None:
+            ada.step(batch_idx, step_nimg)
 
         # A tick ends after the first step, then every kimg_per_tick.
         done = (cur_nimg >= end_nimg)
@@ -834,8 +871,7 @@ def training_loop(
             previews.save(G_ema, f'{cur_nimg // 1000:06d}')
         if done or first_tick or (network_snapshot_ticks is not None and cur_tick > 0 and cur_tick % network_snapshot_ticks == 0):
             progress.update(cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx)
-            last = save_snapshot(run_dir, progress, dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe), training_set_kwargs,
-                optimizers, loss, rnd, metrics, num_gpus, rank, device)
+            last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, num_gpus, rank, device)
 
         cur_tick += 1
         tick_start_nimg = cur_nimg
