@@ -96,6 +96,7 @@ class VideoFramesFolderDataset(Dataset):
                 raise IOError(f'No video in {path} has the {frames} frames a clip needs')
 
         name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+        self._check_frame_formats()
         frame_shape = list(self.load_video_frames(0, [0]).shape[1:])
         if resolution is not None and frame_shape[1:] != [resolution, resolution]:
             raise IOError(f'Dataset frames are {frame_shape[2]}x{frame_shape[1]} but resolution {resolution} was requested: {path}')
@@ -136,11 +137,17 @@ class VideoFramesFolderDataset(Dataset):
             self._zip_pid = os.getpid()
         return self._zipfile
 
-    def _read_file(self, fname):
+    def _open_file(self, fname):
         if self._type == 'dir':
-            with open(os.path.join(self._path, fname), 'rb') as f:
+            return open(os.path.join(self._path, fname), 'rb')
+        return self._get_zipfile().open(fname)
+
+    def _read_file(self, fname):
+        try:
+            with self._open_file(fname) as f:
                 return f.read()
-        return self._get_zipfile().read(fname)
+        except zipfile.BadZipFile as err: # A damaged member (bad CRC, truncated data): say which, as an IOError.
+            raise IOError(f'{self._path}: {fname} is damaged ({err}); rebuild the zip') from None
 
     def _load_info(self):
         try:
@@ -150,6 +157,27 @@ class VideoFramesFolderDataset(Dataset):
         if not isinstance(info, dict):
             raise IOError(f'{self._path}: dataset.json must hold an object with "labels" and "fps"')
         return info
+
+    def _check_frame_formats(self):
+        """Fail now, in one line, rather than in the middle of a run: the first frame of every video must be an RGB or
+        grayscale image of the first video's size (read from the image headers, without decoding)."""
+        first = None
+        for video in self._video_names:
+            fname = self._frame_fnames[video][0]
+            try:
+                with self._open_file(fname) as f, PIL.Image.open(f) as image:
+                    mode, size = image.mode, image.size
+            except (OSError, zipfile.BadZipFile) as err: # PIL.UnidentifiedImageError is an OSError.
+                raise IOError(f'{self._path}: cannot read frame {fname} ({type(err).__name__}); rebuild the dataset') from None
+            if mode not in ('RGB', 'L'):
+                raise IOError(f'{self._path}: video {video} has {mode} frames ({fname}) but training needs RGB or grayscale; '
+                    f'convert the dataset with python -m svc_plugin.dataset_tool --source={self._path} --dest=<new .zip> --resolution=<N>')
+            if first is None:
+                first = (video, mode, size)
+            elif (mode, size) != first[1:]:
+                describe = lambda mode, size: f'{size[0]}x{size[1]} {dict(L="grayscale").get(mode, mode)} frames'
+                raise IOError(f'{self._path}: videos differ in frame format: {first[0]} has {describe(*first[1:])}, {video} has '
+                    f'{describe(mode, size)}; convert the dataset with python -m svc_plugin.dataset_tool --source={self._path} --dest=<new .zip> --resolution=<N>')
 
     def close(self):
         try:
