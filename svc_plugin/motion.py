@@ -47,8 +47,8 @@ def seeded_noise(seeds, slots, dim):
     """Standard normal noise [B, S, dim] where row [b, s] depends only on (seeds[b], slots[b, s]).
 
     Counter-based, so a slot's noise never depends on which other slots are drawn with it: this is
-    what makes chunked generation equal one-piece generation. Drawn on the CPU (bitwise the same on
-    every machine), once per call, outside the differentiable path.
+    what makes chunked generation equal one-piece generation. Drawn on the CPU, so that the same seed
+    gives the same noise whichever device runs the model; once per call, outside the differentiable path.
     """
     slots = slots.cpu().tolist() # [B, S]
     gen = torch.Generator()

@@ -194,9 +194,12 @@ def test_label_conditions_content_and_motion(z):
     torch.manual_seed(0)
     G = networks.VideoGenerator(z_dim=32, c_dim=4, w_dim=32, img_resolution=16, img_channels=3, **SMALL, motion_kwargs=MOTION)
     c = torch.eye(4)[:2]
+    t = torch.tensor([[0.0, 6.0], [0.0, 6.0]])
     with torch.no_grad():
-        frames = G(z, c, t=torch.tensor([[0.0, 6.0], [0.0, 6.0]]), motion_seeds=[0, 0])
-    assert frames.shape == (4, 3, 16, 16)
+        frames = G(z[:1].repeat(2, 1), c, t=t, motion_seeds=[0, 0])
+        motion_v = G.synthesis.motion_encoder(c, t, motion_seeds=[0, 0])['motion_v']
+    assert frames.shape == (4, 3, 16, 16) and (frames[:2] - frames[2:]).abs().max() > 1e-4
+    assert (motion_v[:2] - motion_v[2:]).abs().max() > 1e-4
 
 def test_rebuilding_from_init_kwargs_gives_the_same_network(G_video, z):
     clone = type(G_video)(**G_video.init_kwargs).eval()
