@@ -9,6 +9,7 @@ video plus dataset.json (fps, labels, sources), built under a temporary name and
 """
 
 import contextlib
+import errno
 import functools
 import io
 import itertools
@@ -59,7 +60,8 @@ def list_sources(source, fps=None, seed=0, demo_videos=16, demo_frames=64):
     else:
         raise IOError(f'--source must be a folder, a .zip, a video file ({", ".join(VIDEO_EXTENSIONS)}) or "demo": {source}')
     if len(tasks) == 0:
-        raise IOError(f'no video files or frame folders found in --source {source}')
+        found = f'only {plural(len(skipped), "other file")}, e.g. {skipped[0][0]}' if skipped else 'it is empty'
+        raise IOError(f'--source {source} holds no video file ({", ".join(VIDEO_EXTENSIONS)}) and no folder of images: {found}')
     assign_labels(tasks, info.get('labels'))
     for task in tasks:
         task['fps'] = info.get('fps') if task['kind'] == 'frames' else None # Frame folders have no rate of their own.
@@ -302,8 +304,11 @@ class DatasetWriter:
         os.replace(self.tmp, self.dest)
 
     def discard(self):
-        if self.zip is not None:
-            self.zip.close()
+        try:
+            if self.zip is not None:
+                self.zip.close()
+        except OSError: # Writing the central directory fails on a full disk; the file goes anyway.
+            pass
         if os.path.isdir(self.tmp):
             shutil.rmtree(self.tmp)
         elif os.path.exists(self.tmp):
@@ -335,22 +340,40 @@ def convert_dataset(
     for index, task in enumerate(tasks):
         task['index'] = index
     opts = dict(resolution=resolution, fps=fps, max_frames=max_frames, min_frames=min_frames, chunk=chunk, crop=crop, format=fmt)
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    writer = DatasetWriter(dest)
-    staging = tempfile.mkdtemp(prefix=os.path.basename(writer.tmp) + '.', dir=os.path.dirname(os.path.abspath(dest)))
+    writer = open_writer(dest)
+    staging = None
     try:
+        staging = tempfile.mkdtemp(prefix=os.path.basename(writer.tmp) + '.', dir=os.path.dirname(os.path.abspath(dest)))
         summary, info = write_videos(tasks, skipped, opts, writer, staging, workers, max_videos, progress)
         if summary['videos'] == 0:
             raise IOError(f'no video written: {describe_skipped(summary["skipped"])}')
         if source == 'demo':
             del info['sources'] # Nothing to trace back to.
         writer.commit(info)
-    except BaseException:
+    except BaseException as err:
         writer.discard()
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise IOError(f'cannot write {dest}: {os.strerror(err.errno)} (disk full or over the file size limit); '
+                'nothing was written: free some space or choose another --dest') from None
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return dict(summary, dest=dest, resolution=resolution, fps=info['fps'])
+
+def open_writer(dest):
+    """The DatasetWriter of dest, its folder created; a dest that cannot be created is a one-line IOError."""
+    parent = os.path.dirname(os.path.abspath(dest))
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise IOError(f'--dest {dest} cannot be created: {existing} is a file, not a folder')
+    try:
+        os.makedirs(parent, exist_ok=True)
+        return DatasetWriter(dest)
+    except OSError as err:
+        raise IOError(f'--dest {dest} cannot be created: {err.strerror or err}') from None
 
 def check_options(dest, resolution, min_frames, chunk):
     if resolution < 4 or resolution & (resolution - 1):
