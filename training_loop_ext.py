@@ -464,6 +464,7 @@ class AdaptiveAugment:
         self.interval = interval
         self.ada_kimg = ada_kimg
         self.collector = training_stats.Collector(regex='Loss/signs/real', keep_previous=False)
+        self.collector.update() # Forget what an earlier stage in this process reported.
         self.pending = [0.0, 0.0]
 
     def collect(self):
@@ -828,6 +829,7 @@ def training_loop(
         previews.save_reals(training_set)
         previews.save(G_ema, '_init')
     stats_collector = training_stats.Collector(regex='.*')
+    stats_collector.update() # Forget what an earlier stage in this process reported.
     stats_jsonl = os.path.join(run_dir, 'stats.jsonl')
     last = dnnlib.EasyDict(snapshot_pkl=resume_pkl, cur_nimg=cur_nimg)
 

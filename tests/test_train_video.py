@@ -1,0 +1,255 @@
+"""Tests of train_video.py: both stages on CPU, resume from NVIDIA-format image pickles, SIGKILL + --resume=latest,
+torchrun with gloo, the defaults as typed, and one-line errors for bad options."""
+
+import glob
+import io
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import imageio.v3 as iio
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+import train_video
+import training_loop_ext
+from svc_plugin import demo
+from svc_plugin.discriminator import VideoDiscriminator
+from svc_plugin.networks import VideoGenerator
+from training import networks_stylegan2
+from training import networks_stylegan3
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_ENV = dict(os.environ, OMP_NUM_THREADS='1') # Several processes share two cores: no thread oversubscription.
+SMALL = ['--cbase=1024', '--cmax=32', '--batch=4', '--workers=0', '--metrics=none', '--grid=2x1', '--snap=1']
+IMAGE_STAGE = ['--cfg=stylegan3-t', '--stage=image', '--kimg=0.02', '--tick=0.008', *SMALL] # Steps of 4 frames: ticks end at 4, 12, 20.
+
+#----------------------------------------------------------------------------
+# Runs shared by several tests.
+
+def train(*args, outdir, check=True):
+    """Run train_video.py in a fresh process; returns the CompletedProcess."""
+    result = subprocess.run([sys.executable, 'train_video.py', *args, f'--outdir={outdir}'], cwd=ROOT_DIR, env=RUN_ENV,
+        capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+def run_dirs(outdir):
+    return sorted(glob.glob(os.path.join(str(outdir), '0*')))
+
+def final_state(run_dir):
+    return torch.load(os.path.join(run_dir, 'training-state-000000.pt'), weights_only=True)
+
+@pytest.fixture(scope='module')
+def data_zip(tmp_path_factory):
+    """Four 16-frame demo videos at 32x32."""
+    path = str(tmp_path_factory.mktemp('data') / 'demo.zip')
+    demo.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
+    return path
+
+@pytest.fixture(scope='module')
+def image_run(tmp_path_factory, data_zip):
+    """The run directory of an uninterrupted image stage."""
+    outdir = tmp_path_factory.mktemp('image')
+    train(f'--data={data_zip}', *IMAGE_STAGE, outdir=outdir)
+    return run_dirs(outdir)[0]
+
+@pytest.fixture(scope='module')
+def nvidia_pickle(tmp_path_factory):
+    """A network pickle in NVIDIA's StyleGAN3 format: upstream Generator and Discriminator, no training state."""
+    G = networks_stylegan3.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=32, img_channels=3, channel_base=1024, channel_max=16)
+    D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=1024, channel_max=16)
+    path = tmp_path_factory.mktemp('nvidia') / 'stylegan3-t-tiny-32x32.pkl'
+    with open(path, 'wb') as f:
+        pickle.dump(dict(G=G.eval().requires_grad_(False), D=D.eval().requires_grad_(False), G_ema=G, augment_pipe=None, training_set_kwargs=None), f)
+    return str(path)
+
+#----------------------------------------------------------------------------
+# Training end to end.
+
+def test_image_stage_writes_an_nvidia_format_snapshot_previews_and_stats(image_run):
+    names = set(os.listdir(image_run))
+    assert {'training_options.json', 'log.txt', 'stats.jsonl', 'reals.png', 'fakes_init.png', 'fakes000000.png',
+        'network-snapshot-000000.pkl', 'training-state-000000.pt'} <= names
+    with open(os.path.join(image_run, 'network-snapshot-000000.pkl'), 'rb') as f:
+        snapshot = pickle.load(f)
+    assert set(snapshot) == {'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}
+    assert type(snapshot['G']).__name__ == 'Generator' and hasattr(snapshot['G'].synthesis, 'input') # StyleGAN3, upstream class.
+    assert float(snapshot['augment_pipe'].p) >= 0 # ADA on.
+    kimg = [json.loads(line)['Progress/kimg']['mean'] for line in open(os.path.join(image_run, 'stats.jsonl'))]
+    assert kimg == pytest.approx([0.004, 0.012, 0.02]) # Counted in frames: 4 per step.
+    options = json.load(open(os.path.join(image_run, 'training_options.json')))
+    assert list(options) == ['image'] and options['image']['loss_kwargs']['r1_gamma'] == 0.5 * (32 / 256) ** 2
+    assert 'tick 2      kimg 0.020' in open(os.path.join(image_run, 'log.txt')).read()
+
+def test_video_stage_resumes_from_the_image_snapshot_and_writes_preview_videos(tmp_path, image_run, data_zip):
+    train(f'--data={data_zip}', '--cfg=stylegan3-t', '--stage=video', f'--resume={image_run}/network-snapshot-000000.pkl',
+        '--kimg=0.012', '--tick=0.012', *SMALL, outdir=tmp_path) # One step of 4 clips x 3 frames.
+    run_dir = run_dirs(tmp_path)[0]
+    with open(os.path.join(run_dir, 'network-snapshot-000000.pkl'), 'rb') as f:
+        snapshot = pickle.load(f)
+    assert type(snapshot['G_ema']).__name__ == 'VideoGenerator' and type(snapshot['D']).__name__ == 'VideoDiscriminator'
+    assert snapshot['augment_pipe'] is None and snapshot['D'].tsm and snapshot['D'].num_frames == 3 # The paper's stage 2.
+    for name in ['reals.mp4', 'fakes_init.mp4', 'fakes000000.mp4']:
+        video = iio.imread(os.path.join(run_dir, name))
+        assert video.shape == (32, 32, 64, 3) # 32 frames of a 2x1 grid of 32x32 videos.
+    assert training_loop_ext.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['cur_nimg'] == 12
+    assert json.loads(open(os.path.join(run_dir, 'stats.jsonl')).readline())['Progress/kimg']['mean'] == pytest.approx(0.012)
+
+def test_video_stage_starts_from_an_nvidia_stylegan3_pickle_with_its_architecture(tmp_path, data_zip, nvidia_pickle):
+    train(f'--data={data_zip}', '--cfg=stylegan3-t', '--stage=video', f'--resume={nvidia_pickle}', '--kimg=0.012', '--tick=0.012',
+        '--low-rank=2', *SMALL, outdir=tmp_path)
+    with open(os.path.join(run_dirs(tmp_path)[0], 'network-snapshot-000000.pkl'), 'rb') as f:
+        G = pickle.load(f)['G_ema']
+    assert type(G).__name__ == 'VideoGenerator' and G.synthesis.low_rank == 2
+    assert (G.z_dim, G.init_kwargs.channel_base, G.init_kwargs.channel_max) == (16, 1024, 16) # The pickle's, not --cbase/--cmax.
+
+def test_sigkill_after_the_first_snapshot_then_resume_latest_continues_exactly(tmp_path, image_run, data_zip):
+    args = [sys.executable, 'train_video.py', f'--data={data_zip}', *IMAGE_STAGE, f'--outdir={tmp_path}']
+    proc = subprocess.Popen(args, cwd=ROOT_DIR, env=RUN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not glob.glob(str(tmp_path / '0*' / 'network-snapshot-000000.pkl')):
+            assert proc.poll() is None, 'the run ended before its first snapshot'
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_run = run_dirs(tmp_path)[0]
+    saved_nimg = training_loop_ext.load_training_state(os.path.join(killed_run, 'network-snapshot-000000.pkl'))['cur_nimg']
+
+    train(f'--data={data_zip}', *IMAGE_STAGE, '--resume=latest', outdir=tmp_path)
+    resumed_run = run_dirs(tmp_path)[1]
+    log = open(os.path.join(resumed_run, 'log.txt')).read()
+    assert f'network-snapshot-000000.pkl' in log and f'Restored the training state: kimg {saved_nimg / 1000:.3f}' in log
+    resumed, uninterrupted = final_state(resumed_run), final_state(image_run)
+    assert resumed['cur_nimg'] == uninterrupted['cur_nimg'] == 20 and resumed['batch_idx'] == uninterrupted['batch_idx']
+    for net in ['G', 'D']: # Adam's moments and step counts, tensor for tensor.
+        a, b = resumed['optimizers'][net]['state'], uninterrupted['optimizers'][net]['state']
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[i][key], b[i][key]) for i in a for key in ['step', 'exp_avg', 'exp_avg_sq'])
+    assert resumed['augment_p'] == uninterrupted['augment_p']
+
+def test_torchrun_two_gloo_processes_keep_the_weights_identical_and_write_one_snapshot(tmp_path, data_zip):
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'train_video.py',
+        f'--data={data_zip}', '--cfg=stylegan3-t', '--stage=image', '--gpus=2', '--kimg=0.016', '--tick=0.008',
+        *[arg for arg in SMALL if arg != '--snap=1'], '--snap=100', '--mbstd-group=2', f'--outdir={tmp_path}'], # 2 clips per process.
+        cwd=ROOT_DIR, env=RUN_ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = run_dirs(tmp_path) # One run directory for the job ...
+    assert sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-')) == ['network-snapshot-000000.pkl'] # ... one snapshot,
+    log = open(os.path.join(run_dir, 'log.txt')).read()
+    assert 'Weights checked: all 2 processes hold the same G, D, G_ema and augment pipe.' in log # ... compared across ranks.
+    assert len(training_loop_ext.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['rng']) == 2
+
+#----------------------------------------------------------------------------
+# Options: defaults as typed, the demo data, and bad input.
+
+def invoke(args):
+    return CliRunner().invoke(train_video.main, args)
+
+def test_defaults_as_typed(tmp_path, data_zip, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(['--cfg=stylegan3-t', f'--data={data_zip}', '--dry-run'])
+    assert result.exit_code == 0, result.output
+    assert os.listdir(tmp_path) == [] # A dry run creates nothing, not even runs/.
+    assert f'Output directory: {os.path.join("runs", "00000-stylegan3-t-demo-both-gpus1-batch32-gamma0.125")}' in result.output
+    options = json.loads(result.output[result.output.index('{'):result.output.index('\n\nOutput directory')])
+    assert list(options) == ['image', 'video'] # --stage=both
+    assert options['image']['loss_kwargs']['r1_gamma'] == 0.5 / 64 and options['video']['loss_kwargs']['r1_gamma'] == 8 / 64
+    assert options['image']['ada_target'] == 0.6 and 'augment_kwargs' not in options['video'] # ADA only in the image stage.
+    assert options['video']['frames'] == 3 and options['video']['D_kwargs']['tsm'] and options['video']['metrics'] == [] # No CUDA here.
+
+def test_data_demo_is_written_once_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path))
+    calls = []
+    write_demo_dataset = demo.write_demo_dataset
+    def write_small_demo(dest):
+        calls.append(dest)
+        write_demo_dataset(dest, num_videos=2, num_frames=8, resolution=16)
+    monkeypatch.setattr(demo, 'write_demo_dataset', write_small_demo)
+    for _ in range(2):
+        assert train_video.resolve_data('demo') == os.path.join(str(tmp_path), 'stylesv', 'demo.zip')
+    assert len(calls) == 1
+
+def test_a_run_that_stops_itself_ends_with_one_line_and_exit_status_1(tmp_path, data_zip, monkeypatch):
+    def diverge(*_args, **_kwargs):
+        raise training_loop_ext.TrainingStopped('Loss/G/loss is NaN/Inf at tick 3 (kimg 12.000): stopped without writing a snapshot.')
+    monkeypatch.setattr(training_loop_ext, 'launch', diverge)
+    result = invoke(['--cfg=stylegan3-t', f'--data={data_zip}', f'--outdir={tmp_path}'])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == 'Error: Loss/G/loss is NaN/Inf at tick 3 (kimg 12.000): stopped without writing a snapshot.'
+
+def write_zip(path, size, num_videos=2, num_frames=4):
+    """A video dataset zip of random frames of size (width, height)."""
+    with zipfile.ZipFile(path, 'w') as zf:
+        for v in range(num_videos):
+            for t in range(num_frames):
+                buf = io.BytesIO()
+                PIL.Image.fromarray(np.random.RandomState(t).randint(0, 256, [size[1], size[0], 3], dtype=np.uint8)).save(buf, format='png')
+                zf.writestr(f'video{v}/{t:04d}.png', buf.getvalue())
+    return str(path)
+
+BAD_OPTIONS = [ # (name, options, expected part of the one-line message)
+    ('unknown cfg',             ['--cfg=stylegan4'],                        "Invalid value for '--cfg'"),
+    ('unknown metric',          ['--metrics=fvd16,fid_nope'],               '--metrics: unknown fid_nope'),
+    ('zero frames',             ['--frames=0'],                             "Invalid value for '--frames'"),
+    ('negative batch',          ['--batch=-4'],                             "Invalid value for '--batch'"),
+    ('batch vs processes',      ['--batch=5', '--gpus=2'],                  '--batch=5 must be a multiple of the 2 processes'),
+    ('too many processes',      ['--gpus=999'],                             '--gpus=999'),
+    ('clip longer than span',   ['--frames=5', '--max-dist=2'],             '--max-dist=2 cannot hold clips of --frames=5'),
+    ('grid',                    ['--grid=4by2'],                            "Invalid value for '--grid'"),
+    ('best metric',             ['--metrics=none', '--best-metric=fvd16'],  '--best-metric=fvd16 must be one of --metrics'),
+    ('stylegan2 video',         ['--cfg=stylegan2', '--stage=video'],       '--cfg=stylegan2 trains images only'),
+    ('no latest',               ['--resume=latest'],                        '--resume=latest: no snapshot with its training state'),
+    ('missing resume',          ['--resume=nothing.pkl'],                   '--resume: network file not found: nothing.pkl'),
+]
+
+@pytest.mark.parametrize('options,message', [case[1:] for case in BAD_OPTIONS], ids=[case[0] for case in BAD_OPTIONS])
+def test_bad_option_is_one_line_on_stderr_and_nothing_is_written(tmp_path, data_zip, options, message):
+    result = invoke(['--cfg=stylegan3-t', f'--data={data_zip}', f'--outdir={tmp_path / "runs"}', *options])
+    assert_one_line_error(result, message)
+    assert not os.path.exists(tmp_path / 'runs')
+
+def assert_one_line_error(result, message):
+    assert result.exit_code != 0
+    assert message in result.stderr
+    assert 'Traceback' not in result.output and len([line for line in result.stderr.splitlines() if line.startswith('Error:')]) == 1
+
+def test_bad_data_and_outdir_and_resume_files_are_one_line_errors(tmp_path, nvidia_pickle):
+    square16 = write_zip(tmp_path / 'square16.zip', (16, 16))
+    truncated = tmp_path / 'truncated.pkl'
+    truncated.write_bytes(open(nvidia_pickle, 'rb').read()[:1000])
+    (tmp_path / 'a-file').write_text('')
+    cases = [
+        ([f'--data={tmp_path / "missing.zip"}'],                                '--data: no such file or directory'),
+        ([f'--data={write_zip(tmp_path / "wide.zip", (32, 16))}'],              '--data: frames are 32x16; training needs square frames'),
+        ([f'--data={square16}', f'--outdir={tmp_path / "a-file" / "runs"}'],    'is not a directory'),
+        ([f'--data={square16}', f'--resume={nvidia_pickle}'],                   '--resume: the snapshot makes 32x32 frames but --data has 16x16'),
+        ([f'--data={square16}', f'--resume={truncated}'],                       '--resume: cannot load'),
+    ]
+    for options, message in cases:
+        result = invoke(['--cfg=stylegan3-t', f'--outdir={tmp_path / "runs"}', *options])
+        assert_one_line_error(result, message)
+    assert not os.path.exists(tmp_path / 'runs')
+
+def test_video_snapshot_cannot_start_the_image_stage(tmp_path, data_zip, nvidia_pickle):
+    with open(nvidia_pickle, 'rb') as f:
+        image = pickle.load(f)
+    motion_kwargs = dict(z_dim=8, v_dim=8)
+    G = VideoGenerator.from_image_generator(image['G'], motion_kwargs=motion_kwargs)
+    D = VideoDiscriminator.from_image_discriminator(image['D'], num_frames=3)
+    with open(tmp_path / 'video.pkl', 'wb') as f:
+        pickle.dump(dict(G=G, D=D, G_ema=G, augment_pipe=None, training_set_kwargs=None), f)
+    result = invoke(['--cfg=stylegan3-t', f'--data={data_zip}', '--stage=image', f'--resume={tmp_path / "video.pkl"}', f'--outdir={tmp_path / "runs"}'])
+    assert_one_line_error(result, 'holds video networks; they cannot start the image stage')
+
+#----------------------------------------------------------------------------

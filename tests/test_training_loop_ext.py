@@ -1,0 +1,218 @@
+"""Tests of training_loop_ext: training state and snapshot pairing, the NaN guard, a failing DDP rank, the loop's helpers.
+
+Run as a module (`python -m tests.test_training_loop_ext nan|raise RUN_DIR DATA_ZIP`) this file is also the worker of
+the NaN and failing-rank tests: a tiny image stage with a test-only loss, launched as train_video.py launches stages."""
+
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import training_loop_ext
+from svc_plugin import demo
+from svc_plugin.dataset import VideoFramesFolderDataset
+from training import loss as upstream_loss
+from training import networks_stylegan2
+from training import networks_stylegan3
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER_ENV = dict(os.environ, OMP_NUM_THREADS='1') # Several processes share two cores: no thread oversubscription.
+
+#----------------------------------------------------------------------------
+# A tiny image stage, and test-only losses that fail on demand.
+
+def tiny_image_stage(data_zip, **overrides):
+    """training_loop kwargs of a 32x32 image stage with a few thousand parameters per network; 2 frames per step."""
+    stage = dict(
+        training_set_kwargs     = dict(class_name='svc_plugin.dataset.VideoFramesFolderDataset', path=data_zip, frames=1, resolution=32),
+        data_loader_kwargs      = dict(num_workers=0),
+        G_kwargs                = dict(class_name='training.networks_stylegan3.Generator', z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=1),
+                                       channel_base=1024, channel_max=16, magnitude_ema_beta=0.999),
+        D_kwargs                = dict(class_name='training.networks_stylegan2.Discriminator', channel_base=1024, channel_max=16,
+                                       epilogue_kwargs=dict(mbstd_group_size=2)),
+        G_opt_kwargs            = dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
+        D_opt_kwargs            = dict(class_name='torch.optim.Adam', lr=0.002, betas=[0, 0.99], eps=1e-8),
+        loss_kwargs             = dict(class_name='training.loss.StyleGAN2Loss', r1_gamma=0.01),
+        batch_size=2, batch_gpu=2, total_kimg=0.02, kimg_per_tick=0.004, image_snapshot_ticks=1, network_snapshot_ticks=1, preview_grid=(1, 1),
+    )
+    stage.update(overrides)
+    return stage
+
+class NaNLoss(upstream_loss.StyleGAN2Loss):
+    """StyleGAN2Loss whose generator gets NaN latents from frame `nan_from_nimg` on: a run that diverges on cue."""
+    def __init__(self, nan_from_nimg, **kwargs):
+        super().__init__(**kwargs)
+        self.nan_from_nimg = nan_from_nimg
+
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
+        if cur_nimg >= self.nan_from_nimg:
+            gen_z = gen_z * float('nan')
+        super().accumulate_gradients(phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg)
+
+class RaisingLoss(upstream_loss.StyleGAN2Loss):
+    """StyleGAN2Loss that raises on rank `fail_rank` from frame `fail_from_nimg` on, after writing the time to `marker`."""
+    def __init__(self, fail_rank, fail_from_nimg, marker, **kwargs):
+        super().__init__(**kwargs)
+        self.fail_rank, self.fail_from_nimg, self.marker = fail_rank, fail_from_nimg, marker
+
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
+        if torch.distributed.get_rank() == self.fail_rank and cur_nimg >= self.fail_from_nimg:
+            with open(self.marker, 'w') as f:
+                f.write(str(time.time()))
+            raise RuntimeError(f'injected failure on rank {self.fail_rank}')
+        super().accumulate_gradients(phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg)
+
+def run_worker(kind, run_dir, data_zip):
+    """Body of `python -m tests.test_training_loop_ext`: one process diverging ('nan'), or two of which one fails ('raise')."""
+    if kind == 'nan':
+        stage = tiny_image_stage(data_zip, loss_kwargs=dict(class_name='tests.test_training_loop_ext.NaNLoss', r1_gamma=0.01, nan_from_nimg=4))
+        num_gpus = 1
+    else:
+        stage = tiny_image_stage(data_zip, batch_size=4, total_kimg=1, loss_kwargs=dict(class_name='tests.test_training_loop_ext.RaisingLoss',
+            r1_gamma=0.01, fail_rank=1, fail_from_nimg=8, marker=os.path.join(run_dir, 'failed-at')))
+        num_gpus = 2
+    os.makedirs(run_dir, exist_ok=True)
+    training_loop_ext.launch([stage], num_gpus, lambda: run_dir)
+
+def start_worker(kind, run_dir, data_zip):
+    return subprocess.run([sys.executable, '-m', 'tests.test_training_loop_ext', kind, str(run_dir), data_zip],
+        cwd=ROOT_DIR, env=WORKER_ENV, capture_output=True, text=True, timeout=300)
+
+@pytest.fixture(scope='module')
+def data_zip(tmp_path_factory):
+    """Four 16-frame demo videos at 32x32."""
+    path = str(tmp_path_factory.mktemp('data') / 'demo.zip')
+    demo.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
+    return path
+
+#----------------------------------------------------------------------------
+# Faults.
+
+def test_nan_in_a_loss_stops_the_run_at_its_tick_without_a_new_snapshot(tmp_path, data_zip):
+    result = start_worker('nan', tmp_path, data_zip)
+    assert result.returncode != 0
+    # Steps of 2 frames: tick 0 ends at frame 2 (snapshot), the NaN enters at frame 4, tick 1 ends at frame 6.
+    assert 'is NaN/Inf at tick 1 (kimg 0.006): stopped without writing a snapshot' in result.stderr
+    state = training_loop_ext.load_training_state(str(tmp_path / 'network-snapshot-000000.pkl'))
+    assert state is not None and state['cur_nimg'] == 2 # The only snapshot is tick 0's, and its state matches it.
+    lines = (tmp_path / 'stats.jsonl').read_text().splitlines()
+    assert len(lines) == 2 and not np.isfinite(json.loads(lines[-1])['Loss/G/loss']['mean']) # The stats say why.
+
+def test_a_failing_rank_ends_every_process_promptly_with_an_error(tmp_path, data_zip):
+    result = start_worker('raise', tmp_path, data_zip)
+    exit_time = time.time()
+    assert result.returncode != 0
+    assert 'injected failure on rank 1' in result.stderr
+    assert exit_time - float((tmp_path / 'failed-at').read_text()) < 60 # Rank 0 did not wait for the rest of its 1 kimg.
+    assert not any(name.startswith('network-snapshot-') and name != 'network-snapshot-000000.pkl' for name in os.listdir(tmp_path))
+
+#----------------------------------------------------------------------------
+# Snapshots and their training state.
+
+def write_pair(run_dir, kimg, payload, state_payload=None):
+    """A snapshot pickle of `payload` and a state describing `state_payload` (default: the same bytes)."""
+    os.makedirs(run_dir, exist_ok=True)
+    pkl = training_loop_ext.snapshot_pkl_path(str(run_dir), kimg * 1000)
+    state = dict(format=training_loop_ext.STATE_FORMAT, snapshot_sha256=hashlib.sha256(pickle.dumps(state_payload or payload)).hexdigest())
+    training_loop_ext.write_snapshot(pkl, pickle.dumps(payload), state)
+    return pkl
+
+def test_a_state_pairs_only_with_the_snapshot_bytes_it_was_written_for(tmp_path):
+    good = write_pair(tmp_path, 1, 'snapshot 1')
+    torn = write_pair(tmp_path, 2, 'old snapshot 2', state_payload='new snapshot 2') # Killed between the two renames.
+    assert training_loop_ext.load_training_state(good) is not None
+    assert training_loop_ext.load_training_state(torn) is None
+    assert os.path.basename(training_loop_ext.state_path_of(good)) == 'training-state-000001.pt'
+    assert sorted(os.listdir(tmp_path)) == ['network-snapshot-000001.pkl', 'network-snapshot-000002.pkl', 'training-state-000001.pt', 'training-state-000002.pt']
+
+def test_latest_is_the_newest_complete_snapshot_of_the_newest_run_that_has_one(tmp_path):
+    assert training_loop_ext.find_latest_snapshot(str(tmp_path / 'absent')) is None
+    write_pair(tmp_path / '00000-old', 9, 'old run')
+    expected = write_pair(tmp_path / '00001-run', 3, 'complete')
+    write_pair(tmp_path / '00001-run', 4, 'torn', state_payload='other')
+    os.makedirs(tmp_path / '00002-died-before-its-first-snapshot')
+    (tmp_path / '00003-not-a-run').write_text('a file')
+    assert training_loop_ext.find_latest_snapshot(str(tmp_path)) == expected
+
+def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
+    rnd = training_loop_ext.seed_everything(123)
+    torch.save(training_loop_ext.capture_rng(rnd), tmp_path / 'rng.pt')
+    expected = (torch.rand(3), np.random.rand(3), rnd.rand(3), training_loop_ext.random.random())
+    training_loop_ext.seed_everything(0)
+    training_loop_ext.restore_rng(torch.load(tmp_path / 'rng.pt', weights_only=True), rnd)
+    actual = (torch.rand(3), np.random.rand(3), rnd.rand(3), training_loop_ext.random.random())
+    assert torch.equal(actual[0], expected[0]) and np.array_equal(actual[1], expected[1]) and np.array_equal(actual[2], expected[2])
+    assert actual[3] == expected[3]
+
+def test_failed_write_leaves_neither_a_final_nor_a_temporary_file(tmp_path):
+    def write(tmp_path_):
+        with open(tmp_path_, 'wb') as f:
+            f.write(b'partial')
+        raise OSError('No space left on device')
+    with pytest.raises(OSError):
+        training_loop_ext.replace_atomically(str(tmp_path / 'network-snapshot-000001.pkl'), write)
+    assert os.listdir(tmp_path) == []
+
+#----------------------------------------------------------------------------
+# Helpers of the loop.
+
+def test_generator_times_are_clip_times_shifted_by_a_fraction_of_a_frame():
+    rnd = np.random.RandomState(0)
+    t = training_loop_ext.generator_times(rnd, np.array([40, 100]), max_dist=32, num_clips=2000, frames=3)
+    assert t.shape == (2000, 3)
+    shift = t[:, 0] - np.floor(t[:, 0])
+    assert shift.min() >= 0 and shift.max() < 1 and shift.std() > 0.25 # Uniform fractions of a frame ...
+    offsets = t - shift[:, None]
+    assert np.allclose(offsets, np.rint(offsets)) # ... on top of integer clip times,
+    offsets = np.rint(offsets)
+    spans = offsets[:, 2] - offsets[:, 0]
+    assert set(np.unique(spans)) == {2, 4, 8, 16, 32} # spans of the powers of two up to max_dist (PAPER.md §3.7),
+    assert (offsets[:, 0] < offsets[:, 1]).all() and (offsets[:, 1] < offsets[:, 2]).all() # sorted, distinct,
+    assert offsets.min() >= 0 and offsets.max() <= 99 # inside the videos.
+
+def test_ema_half_life_is_counted_in_frames():
+    beta = training_loop_ext.ema_beta(cur_nimg=10**6, step_nimg=12, ema_kimg=6, ema_rampup=None)
+    assert np.isclose(beta ** (6000 / 12), 0.5)
+    assert training_loop_ext.ema_beta(cur_nimg=1000, step_nimg=12, ema_kimg=6, ema_rampup=0.05) < beta # Ramp-up: shorter half-life.
+
+def test_skipping_sampler_continues_where_the_uninterrupted_sampler_was():
+    dataset = list(range(10))
+    full = iter(training_loop_ext.SkippingSampler(skip=0, dataset=dataset, rank=1, num_replicas=2, seed=3))
+    expected = [next(full) for _ in range(12)][5:]
+    resumed = iter(training_loop_ext.SkippingSampler(skip=5, dataset=dataset, rank=1, num_replicas=2, seed=3))
+    assert [next(resumed) for _ in range(7)] == expected
+
+def test_image_snapshot_becomes_video_networks_with_its_architecture_and_the_run_s_video_options():
+    G = networks_stylegan3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=32, img_channels=3, channel_base=1024, channel_max=16, mapping_kwargs=dict(num_layers=1))
+    D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=1024, channel_max=16)
+    G_kwargs = dict(class_name='svc_plugin.networks.VideoGenerator', channel_base=4096, channel_max=64, low_rank=2,
+        motion_kwargs=dict(z_dim=8, v_dim=8, motion_z_distance=4))
+    D_kwargs = dict(class_name='svc_plugin.discriminator.VideoDiscriminator', channel_base=4096, num_frames=3, tsm=True, fuse='mean')
+    G_video, D_video, G_ema = training_loop_ext.networks_from_snapshot(dict(G=G, D=D, G_ema=G), G_kwargs, D_kwargs)
+    assert type(G_video).__name__ == 'VideoGenerator' and type(D_video).__name__ == 'VideoDiscriminator' and G_ema is not G_video
+    assert G_video.init_kwargs.channel_base == 1024 and D_video.init_kwargs.channel_base == 1024 # The snapshot's architecture ...
+    assert G_video.synthesis.low_rank == 2 and G_video.motion_z_distance == 4 and D_video.num_frames == 3 # ... and the run's video options.
+    z = torch.randn([2, 8])
+    with torch.no_grad():
+        assert torch.allclose(G_ema(z, None, t=torch.zeros([2, 1])), G(z, None), atol=1e-5) # Starts where the image stage ended.
+    snapshot = dict(G=G_video, D=D_video, G_ema=G_ema)
+    assert training_loop_ext.networks_from_snapshot(snapshot, G_kwargs, D_kwargs) == (G_video, D_video, G_ema) # Video: taken as is.
+
+def test_first_frames_view_feeds_the_upstream_image_grid(data_zip):
+    dataset = VideoFramesFolderDataset(data_zip, frames=1)
+    (cols, rows), images, labels = training_loop_ext.cropped_image_grid(dataset, (5, 3), random_seed=0)
+    assert (cols, rows) == (5, 3) and images.shape == (15, 3, 32, 32) and images.dtype == np.uint8 and labels.shape == (15, 0)
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    run_worker(*sys.argv[1:])
+
+#----------------------------------------------------------------------------
