@@ -9,6 +9,7 @@ constructor arguments, so `torch.load(weights_only=True)` reads it and no code t
 import json
 import os
 import pickle
+import pickletools
 import zipfile
 
 import click
@@ -34,6 +35,11 @@ SAFE_CLASSES = (
 
 class NetworkLoadError(Exception):
     """A network file that cannot be used; the message is one line meant for the user."""
+
+def first_line(err):
+    """'<type>: <first line of the message>' of an exception raised by a library."""
+    text = str(err).strip()
+    return f'{type(err).__name__}: {text.splitlines()[0]}' if text else type(err).__name__
 
 #----------------------------------------------------------------------------
 
@@ -67,7 +73,10 @@ def save_weights(path, snapshot):
             tensors[key] = {name: value.detach().cpu() for name, value in module.state_dict().items()}
     tmp = f'{path}.tmp{os.getpid()}'
     try:
-        torch.save(dict(config=json.dumps(config), tensors=tensors), tmp)
+        with open(tmp, 'wb') as f:
+            torch.save(dict(config=json.dumps(config), tensors=tensors), f)
+            f.flush()
+            os.fsync(f.fileno()) # On disk before the rename, so that a crash leaves the old file or the new one.
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -75,20 +84,58 @@ def save_weights(path, snapshot):
 
 def load_weights(f, device='cpu'):
     """Rebuild the networks of a weights-only checkpoint (a file object) from the project's own classes."""
-    data = torch.load(f, map_location='cpu', weights_only=True)
-    config = json.loads(data['config'])
+    if not zipfile.is_zipfile(f):
+        raise NetworkLoadError('truncated or damaged weights-only checkpoint (its zip directory is missing); copy it again')
+    f.seek(0)
+    with zipfile.ZipFile(f) as zf:
+        if not any(name.endswith('/data.pkl') for name in zf.namelist()):
+            raise NetworkLoadError('a zip archive, not a weights-only checkpoint or network pickle')
+    f.seek(0)
+    try:
+        data = torch.load(f, map_location='cpu', weights_only=True)
+        config = json.loads(data['config'])
+    except (pickle.UnpicklingError, RuntimeError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        raise NetworkLoadError(f'damaged weights-only checkpoint ({type(err).__name__}); copy it again') from None
     if config.get('format') != FORMAT:
         raise NetworkLoadError(f'unknown weights-only format {config.get("format")!r}, expected {FORMAT!r}')
     snapshot = dict(training_set_kwargs=config.get('training_set_kwargs'), augment_pipe=None)
     for key, net in config['networks'].items():
         if net['class_name'] not in SAFE_CLASSES:
             raise NetworkLoadError(f'weights-only checkpoint names class {net["class_name"]!r}, which is not a project network class')
-        module = dnnlib.util.construct_class_by_name(class_name=net['class_name'], **net['init_kwargs'])
-        module.load_state_dict(data['tensors'][key])
+        try:
+            module = dnnlib.util.construct_class_by_name(class_name=net['class_name'], **net['init_kwargs'])
+            module.load_state_dict(data['tensors'][key])
+        except (TypeError, ValueError, KeyError, RuntimeError) as err: # Options or tensors that this codebase's class does not take.
+            raise NetworkLoadError(f'its {key} does not fit this codebase\'s {net["class_name"]} ({first_line(err)})') from None
         snapshot[key] = module.eval().requires_grad_(False).to(device)
     return snapshot
 
 #----------------------------------------------------------------------------
+
+# What unpickling a network file can raise: ours and NVIDIA's legacy.py fail differently on the same bytes.
+PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, AssertionError, ValueError, KeyError, AttributeError, ImportError, TypeError,
+    IndexError, RuntimeError, UnicodeDecodeError)
+
+def pickle_problem(f, err):
+    """Why a network pickle did not load, in words: read its opcodes (which executes nothing) to tell a truncated
+    file from one that is no pickle at all, and a complete pickle from what it holds."""
+    head = f.read(1)
+    f.seek(0)
+    if head == b'':
+        return 'the file is empty'
+    if head != pickle.PROTO: # Every network pickle starts with a protocol opcode (protocol 2 or later).
+        return 'not a network pickle or weights-only checkpoint'
+    try:
+        for _ in pickletools.genops(f):
+            pass
+    except ValueError as scan:
+        if 'exhausted' in str(scan) or 'remain' in str(scan):
+            return 'the file is truncated (an interrupted copy or download?); copy it again'
+        return 'not a network pickle or weights-only checkpoint'
+    cause = err.__cause__ or err
+    if isinstance(cause, (ImportError, AttributeError)):
+        return f'the pickle needs code that is not installed ({first_line(cause)})'
+    return 'a complete pickle, but not a network snapshot: it holds no generator (G, D and G_ema)'
 
 def load_network(path_or_url, device='cpu'):
     """Load a snapshot dict from a network pickle (ours or NVIDIA's) or a weights-only checkpoint.
@@ -101,18 +148,19 @@ def load_network(path_or_url, device='cpu'):
             f.seek(0)
             if weights_only:
                 return load_weights(f, device=device)
-            snapshot = legacy.load_network_pkl(f)
-    except NetworkLoadError:
-        raise
+            try:
+                snapshot = legacy.load_network_pkl(f)
+            except PICKLE_ERRORS as err:
+                f.seek(0)
+                raise NetworkLoadError(pickle_problem(f, err)) from None
+    except NetworkLoadError as err:
+        raise NetworkLoadError(f'cannot load {path_or_url}: {err}') from None
     except FileNotFoundError:
-        raise NetworkLoadError(f'network file not found: {path_or_url}')
+        raise NetworkLoadError(f'network file not found: {path_or_url}') from None
     except IsADirectoryError:
-        raise NetworkLoadError(f'expected a network file, got a directory: {path_or_url}')
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, AssertionError, ValueError, KeyError, AttributeError,
-            ImportError, TypeError, RuntimeError) as err:
-        raise NetworkLoadError(f'cannot load {path_or_url}: not a complete network pickle or weights-only checkpoint ({type(err).__name__})')
+        raise NetworkLoadError(f'expected a network file, got a directory: {path_or_url}') from None
     except OSError as err:
-        raise NetworkLoadError(f'cannot read {path_or_url}: {err.strerror or err}')
+        raise NetworkLoadError(f'cannot read {path_or_url}: {err.strerror or err}') from None
     for key in NETWORK_KEYS:
         if isinstance(snapshot.get(key), torch.nn.Module):
             snapshot[key] = snapshot[key].to(device)

@@ -108,7 +108,7 @@ def test_pickle_without_a_generator(run):
     path = run['tmp'] / 'nogen.pkl'
     with open(path, 'wb') as f:
         pickle.dump(dict(D=torch.nn.Linear(1, 1)), f)
-    assert_one_line_error(invoke('--network', str(path)), 'not a complete network pickle')
+    assert_one_line_error(invoke('--network', str(path)), 'holds no generator')
 
 def test_image_only_pickle_for_a_video_metric(run):
     G = networks_stylegan3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=256, channel_max=8, num_layers=2, num_critical=1)
