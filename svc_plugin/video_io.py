@@ -8,6 +8,7 @@ under the final name.
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -106,7 +107,12 @@ class Mp4Writer(_AtomicOutput):
     def _ffmpeg_error(self):
         self._log.seek(0)
         lines = self._log.read().decode(errors='replace').strip().splitlines()
-        return lines[-1] if lines else f'exit status {self._proc.returncode}'
+        if lines:
+            return lines[-1]
+        code = self._proc.returncode
+        if code is not None and code < 0: # Killed: SIGXFSZ when the output outgrows the file size limit (ulimit -f).
+            return f'killed by {signal.Signals(-code).name}' + (' (file size limit exceeded)' if -code == signal.SIGXFSZ else '')
+        return f'exit status {code}'
 
     def close(self):
         """Finish the encode and rename the file into place."""
