@@ -148,6 +148,8 @@ def main(network_pkl, metrics, data, i3d_path, inception, gpus, seed, motion, ve
     """Calculate video metrics of a snapshot; see README "Metrics" for what each measures."""
     if torch.cuda.is_available() and gpus > torch.cuda.device_count():
         raise click.ClickException(f'--gpus={gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible')
+    if not torch.cuda.is_available() and gpus > (os.cpu_count() or 1):
+        raise click.ClickException(f'--gpus={gpus}: no CUDA device, and {gpus} CPU processes would exceed the {os.cpu_count()} CPU cores')
     set_detectors(i3d_path, inception)
     try:
         G, training_set_kwargs = load_generator(network_pkl, metrics, motion)
