@@ -1,10 +1,12 @@
-"""Naive zero-stuffing formulations of upfirdn2d and filtered_lrelu: test oracle and benchmark baseline.
+"""Naive formulations of upfirdn2d, filtered_lrelu and bias_act: test oracle and benchmark baseline.
 
 Independent of the project's ops: every sample of the zero-stuffed image is materialised and filtered
-at full rate, then decimated, exactly as the operations are defined.
+at full rate, then decimated, exactly as the operations are defined; bias, activation, gain and clamp
+are separate PyTorch ops, each its own autograd node.
 """
 
 import contextlib
+import math
 import numbers
 import torch
 import torch.nn.functional as F
@@ -54,16 +56,45 @@ def filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gai
 
 #----------------------------------------------------------------------------
 
+# name: (function of x and alpha, default alpha, default gain)
+_activations = {
+    'linear':   (lambda x, alpha: x,                        0,   1),
+    'relu':     (lambda x, alpha: F.relu(x),                0,   math.sqrt(2)),
+    'lrelu':    (lambda x, alpha: F.leaky_relu(x, alpha),   0.2, math.sqrt(2)),
+    'tanh':     (lambda x, alpha: torch.tanh(x),            0,   1),
+    'sigmoid':  (lambda x, alpha: torch.sigmoid(x),         0,   1),
+    'elu':      (lambda x, alpha: F.elu(x),                 0,   1),
+    'selu':     (lambda x, alpha: F.selu(x),                0,   1),
+    'softplus': (lambda x, alpha: F.softplus(x),            0,   1),
+    'swish':    (lambda x, alpha: torch.sigmoid(x) * x,     0,   math.sqrt(2)),
+}
+
+def bias_act_ref(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, impl='ref'):
+    """x + b (broadcast along dim) -> activation -> * gain -> clamp to [-clamp, clamp]."""
+    func, def_alpha, def_gain = _activations[act]
+    alpha = def_alpha if alpha is None else alpha
+    gain = def_gain if gain is None else gain
+    if b is not None:
+        x = x + b.to(x.dtype).reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+    x = func(x, alpha)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+#----------------------------------------------------------------------------
+
 @contextlib.contextmanager
 def oracle_ops():
-    """Route the project's upfirdn2d/filtered_lrelu (and everything calling them) through the oracles."""
-    from torch_utils.ops import upfirdn2d, filtered_lrelu
-    saved = upfirdn2d.upfirdn2d, filtered_lrelu.filtered_lrelu
-    upfirdn2d.upfirdn2d, filtered_lrelu.filtered_lrelu = upfirdn2d_ref, filtered_lrelu_ref
+    """Route the project's upfirdn2d/filtered_lrelu/bias_act (and everything calling them) through the oracles."""
+    from torch_utils.ops import upfirdn2d, filtered_lrelu, bias_act
+    saved = upfirdn2d.upfirdn2d, filtered_lrelu.filtered_lrelu, bias_act.bias_act
+    upfirdn2d.upfirdn2d, filtered_lrelu.filtered_lrelu, bias_act.bias_act = upfirdn2d_ref, filtered_lrelu_ref, bias_act_ref
     try:
         yield
     finally:
-        upfirdn2d.upfirdn2d, filtered_lrelu.filtered_lrelu = saved
+        upfirdn2d.upfirdn2d, filtered_lrelu.filtered_lrelu, bias_act.bias_act = saved
 
 #----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from torch_utils.ops import bias_act
+from tests import oracle_ops
 
 #----------------------------------------------------------------------------
 
@@ -76,6 +77,27 @@ def test_bias_act_gradcheck_and_gradgradcheck(act):
     fn = lambda x, b: bias_act.bias_act(x, b, act=act, alpha=0.3, gain=1.3, clamp=1.5)
     assert torch.autograd.gradcheck(fn, [x, b])
     assert torch.autograd.gradgradcheck(fn, [x, b])
+
+def test_clamp_gradient_mask_at_the_limit_and_when_nothing_reaches_it():
+    # On CPU the clamp and its mask are skipped when no |y| reaches the limit; a value exactly at the
+    # limit must still lose its gradient, as with an unconditional clamp.
+    x = torch.tensor([[-2.0, -0.5, 0.5, 1.0, 3.0]], requires_grad=True)
+    for clamp, expected in [(1.0, [0, 1, 1, 0, 0]), (4.0, [1, 1, 1, 1, 1])]:
+        (grad,) = torch.autograd.grad(bias_act.bias_act(x, clamp=clamp).sum(), [x])
+        assert grad.tolist() == [expected]
+
+@pytest.mark.parametrize('act', list(_formulas))
+def test_oracle_bias_act_is_the_same_function(act):
+    # The benchmarks' plain baseline (tests/oracle_ops.bias_act_ref) computes what bias_act computes.
+    x0 = torch.randn([2, 5, 3, 3], dtype=torch.float64, generator=torch.Generator().manual_seed(8)) * 2
+    b0 = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    results = []
+    for fn in (bias_act.bias_act, oracle_ops.bias_act_ref):
+        x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        y = fn(x, b, act=act, alpha=0.3, gain=1.2, clamp=1.5)
+        results.append([y, *torch.autograd.grad((y * y.detach().cos()).sum(), [x, b])])
+    for ours, ref in zip(*results):
+        assert torch.allclose(ours, ref, rtol=1e-9, atol=1e-9)
 
 #----------------------------------------------------------------------------
 

@@ -97,10 +97,21 @@ def test_upfirdn2d_first_and_second_derivatives():
     gen = torch.Generator().manual_seed(2)
     f1, f2 = torch.randn([8], generator=gen), torch.randn([3, 2], generator=gen)
     x = torch.randn([1, 2, 5, 6], dtype=torch.float64, generator=gen, requires_grad=True)
-    for f, up, down, pad in [(f1, 2, 1, [3, 4, 4, 3]), (f1, 1, 2, [-1, 3, 2, 2]), (f2, 3, 2, [1, 0, 2, 1])]:
+    for f, up, down, pad in [(f1, 2, 1, [3, 4, 4, 3]), (f1, 1, 2, [-1, 3, 2, 2]), (f2, 3, 2, [1, 0, 2, 1]), (None, 1, 1, [-1, 2, 0, -2])]:
         fn = lambda x: upfirdn2d.upfirdn2d(x, f, up=up, down=down, padding=pad, gain=2)
         assert torch.autograd.gradcheck(fn, [x], fast_mode=True)
         assert torch.autograd.gradgradcheck(fn, [x], fast_mode=True)
+
+def test_second_order_gradients_cost_a_few_convolutions_not_one_per_channel():
+    # PyTorch's double backward of a grouped convolution also computes a gradient for its (fixed) filter,
+    # with one convolution per channel; upfirdn2d's gradients are upfirdn2d passes of a few convolutions.
+    x = torch.randn([2, 32, 16, 16], requires_grad=True)
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        y = upfirdn2d.downsample2d(upfirdn2d.upsample2d(x, f), f)
+        (g,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True) # As in an R1 penalty.
+        g.square().sum().backward()
+    assert sum(e.count for e in prof.key_averages() if e.key == 'aten::convolution') <= 12
 
 #----------------------------------------------------------------------------
 
@@ -144,17 +155,17 @@ def test_oracle_ops_routes_public_ops_and_resampling_helpers_through_oracle(monk
         calls.append(1)
         return oracle(*args, **kwargs)
     monkeypatch.setattr(oracle_ops, 'upfirdn2d_ref', spy)
-    from torch_utils.ops import filtered_lrelu
-    project_up, project_flrelu = upfirdn2d.upfirdn2d, filtered_lrelu.filtered_lrelu
+    from torch_utils.ops import filtered_lrelu, bias_act
+    project_up, project_flrelu, project_bias_act = upfirdn2d.upfirdn2d, filtered_lrelu.filtered_lrelu, bias_act.bias_act
     x = torch.randn([1, 2, 8, 8])
     f = upfirdn2d.setup_filter([1, 3, 3, 1])
     with oracle_ops.oracle_ops():
-        assert filtered_lrelu.filtered_lrelu is oracle_ops.filtered_lrelu_ref
+        assert filtered_lrelu.filtered_lrelu is oracle_ops.filtered_lrelu_ref and bias_act.bias_act is oracle_ops.bias_act_ref
         y = upfirdn2d.upsample2d(x, f)
         upfirdn2d.downsample2d(x, f)
         upfirdn2d.filter2d(x, f)
     assert len(calls) == 3
-    assert upfirdn2d.upfirdn2d is project_up and filtered_lrelu.filtered_lrelu is project_flrelu
+    assert upfirdn2d.upfirdn2d is project_up and filtered_lrelu.filtered_lrelu is project_flrelu and bias_act.bias_act is project_bias_act
     assert torch.allclose(y, upfirdn2d.upsample2d(x, f), atol=1e-5)
 
 #----------------------------------------------------------------------------

@@ -51,8 +51,12 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
 class _BiasAct(torch.autograd.Function):
     """y = clamp(act(x + b) * gain); the backward is built from differentiable ops.
 
-    An absent incoming gradient stays absent (not materialised as zeros), so that a parameter which
-    a loss does not depend on gets no gradient at all, as with the upstream's kernels.
+    The forward works in place on the one fresh tensor x + b. Where the derivative follows from the
+    sign of the output (relu, lrelu) and for the clamp mask, the backward uses PyTorch's own
+    activation-gradient kernels (one pass each, differentiable w.r.t. the incoming gradient); on CPU the
+    clamp and its mask are skipped when no value reaches the clamp, the common case. An absent
+    incoming gradient stays absent (not materialised as zeros), so that a parameter which a loss does
+    not depend on gets no gradient at all, as with the upstream's kernels.
     """
 
     @staticmethod
@@ -60,13 +64,18 @@ class _BiasAct(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         spec = activation_funcs[act]
         y = x + _broadcast(b, x, dim) if b is not None else x
-        y = spec.func(y, alpha=alpha)
-        if y is x:
-            y = x.clone()
-        if gain != 1:
+        if act in _sign_based and y is not x:
+            y = F.leaky_relu_(y, _sign_based[act](alpha))
+        else:
+            y = spec.func(y, alpha=alpha)
+        if y is x: # Linear without bias: the gain (or a copy) makes the fresh tensor.
+            y = x * gain if gain != 1 else x.clone()
+        elif gain != 1:
             y.mul_(gain)
-        if clamp >= 0:
+        if clamp >= 0 and (y.is_cuda or _reaches(y, clamp)):
             y.clamp_(-clamp, clamp)
+        else:
+            clamp = -1 # Nothing clamped: no mask in the backward.
         ctx.config = (dim, act, alpha, gain, clamp)
         if spec.ref == 'x':
             ctx.save_for_backward(x, b)
@@ -84,21 +93,29 @@ class _BiasAct(torch.autograd.Function):
         if ref == 'x':
             x, b = saved
             t = x + _broadcast(b, x, dim) if b is not None else x
-            dt = dy * (_derivatives[act](t, alpha) * gain)
             y = activation_funcs[act].func(t.detach(), alpha=alpha) * gain if clamp >= 0 else None
+            dt = dy * (_derivatives[act](t, alpha) * gain)
         else:
             y = saved[0] if saved else None
-            dt = dy * gain
-            if ref == 'y':
+            dt = dy
+            if act in _sign_based and gain > 0:
+                dt = torch.ops.aten.leaky_relu_backward(dt, y.detach(), _sign_based[act](alpha), True)
+            elif ref == 'y':
                 dt = dt * _derivatives[act](y / gain if gain != 1 else y, alpha)
+            if gain != 1:
+                dt = dt * gain
         if clamp >= 0:
-            dt = dt * (y.detach().abs() < clamp).to(dt.dtype)
+            dt = torch.ops.aten.hardtanh_backward(dt, y.detach(), -clamp, clamp)
         db = None
         if ctx.needs_input_grad[1]:
             db = dt.sum([i for i in range(dt.ndim) if i != dim])
         return dt, db, None, None, None, None, None
 
 #----------------------------------------------------------------------------
+
+# Activations that are leaky ReLUs, name -> slope for a given alpha: the derivative is 1 or the slope by
+# the sign of the output.
+_sign_based = {'relu': lambda alpha: 0.0, 'lrelu': lambda alpha: alpha}
 
 # Derivative of each activation, as a function of its output `y` (ref='y') or its input `x` (ref='x').
 # Written in differentiable ops, so the backward pass can itself be differentiated (R1 regularisation).
@@ -121,5 +138,16 @@ _derivatives = {
 def _broadcast(b, x, dim):
     """View the 1-D bias so that it broadcasts along `dim` of x."""
     return b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+
+#----------------------------------------------------------------------------
+
+def _reaches(x, limit):
+    """Whether any |x| >= limit (then clamping to +-limit, or its gradient mask, changes something).
+
+    Reduces over the memory order, so channels-last needs no copy. One host sync.
+    """
+    flat = x.permute(0, 2, 3, 1) if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) else x
+    lo, hi = torch.aminmax(flat.reshape(-1))
+    return bool(lo <= -limit) or bool(hi >= limit)
 
 #----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
+from . import bias_act
 from . import upfirdn2d
 
 #----------------------------------------------------------------------------
@@ -37,16 +38,13 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=ma
     py1 -= (x.shape[2] * up + py0 + py1 - (fu_h - 1)) - ((H_out - 1) * down + fd_h)
 
     x, restore = upfirdn2d._fast_layout(x)
-    x_in = x
     if b is not None:  # Added once, on the small input of the first stage.
         x = x + b.to(x.dtype).reshape([1, -1, 1, 1])
     # lrelu(g * v) = g * lrelu(v) for g > 0: the gain rides along with the upsampling filter's up**2.
-    x = upfirdn2d._upfirdn2d(x, fu, (up, up), (1, 1), (py0, py1, px0, px1), flip_filter, gain=up ** 2 * gain)
+    x = upfirdn2d.upfirdn2d(x, fu, up=up, padding=[px0, px1, py0, py1], flip_filter=flip_filter, gain=up ** 2 * gain)
     if slope != 1 or clamp is not None:
-        if x is x_in:
-            x = x.clone()  # The activation runs in place.
-        x = _LReLUClamp.apply(x, float(slope), None if clamp is None else float(clamp))
-    x = upfirdn2d._upfirdn2d(x, fd, (1, 1), (down, down), (0, 0, 0, 0), flip_filter, gain=1)
+        x = _LReLUClamp.apply(x, float(slope), None if clamp is None else float(clamp)) # In place, on a fresh tensor.
+    x = upfirdn2d.upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
     return restore(x)
 
 #----------------------------------------------------------------------------
@@ -66,7 +64,7 @@ class _LReLUClamp(torch.autograd.Function):
         ctx.mark_dirty(x)
         if slope != 1:
             F.leaky_relu_(x, slope)
-        if clamp is not None and (x.is_cuda or _exceeds(x, clamp)):
+        if clamp is not None and (x.is_cuda or bias_act._reaches(x, clamp)):
             x.clamp_(-clamp, clamp)
         else:
             clamp = None
@@ -84,13 +82,5 @@ class _LReLUClamp(torch.autograd.Function):
         if ctx.slope != 1:
             dy = torch.ops.aten.leaky_relu_backward(dy, y, ctx.slope, True)
         return dy, None, None
-
-#----------------------------------------------------------------------------
-
-def _exceeds(x, limit):
-    """Whether any |x| > limit; reduces over the memory order, so channels-last needs no copy."""
-    flat = x.permute(0, 2, 3, 1) if x.is_contiguous(memory_format=torch.channels_last) else x
-    lo, hi = torch.aminmax(flat.reshape(-1))
-    return bool(lo < -limit) or bool(hi > limit)
 
 #----------------------------------------------------------------------------

@@ -41,8 +41,8 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     x: [N, C, H, W]. f: float32 [fh, fw] (2-D), [fw] (separable: horizontal then vertical pass) or None.
     Padding is w.r.t. the upsampled image; negative padding crops. `flip_filter=False` is a true
     convolution. Upsampling runs as a strided transposed convolution (polyphase, no products with the
-    inserted zeros) and downsampling as a strided convolution (only kept samples are computed).
-    Every `impl` runs this same plain-PyTorch code.
+    inserted zeros) and downsampling as a strided convolution (only kept samples are computed); the
+    gradient is upfirdn2d again (the adjoint), to any order. Every `impl` runs this same plain-PyTorch code.
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError('upfirdn2d: x must be a 4-D [N, C, H, W] tensor')
@@ -51,8 +51,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     px0, px1, py0, py1 = _parse_padding(padding)
     if f is not None and (not isinstance(f, torch.Tensor) or f.ndim not in (1, 2) or f.dtype != torch.float32 or f.requires_grad):
         raise ValueError('upfirdn2d: f must be None or a 1-D or 2-D float32 tensor that does not require grad')
-    x, restore = _fast_layout(x)
-    return restore(_upfirdn2d(x, f, (upy, upx), (downy, downx), (py0, py1, px0, px1), flip_filter, gain))
+    return _Upfirdn2d.apply(x, f, (upy, upx), (downy, downx), (py0, py1, px0, px1), flip_filter, gain)
 
 #----------------------------------------------------------------------------
 
@@ -85,6 +84,41 @@ def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'
 
 #----------------------------------------------------------------------------
 
+class _Upfirdn2d(torch.autograd.Function):
+    """upfirdn2d() on parsed arguments (up/down = (y, x), pad = (y0, y1, x0, x1)) as one autograd node.
+
+    upfirdn2d is linear in x, and its adjoint is upfirdn2d with up and down swapped, the filter flipped
+    and the padding complemented; the backward applies that through this same node, so gradients of
+    every order are upfirdn2d passes. (PyTorch's own double backward of the grouped convolutions inside
+    would also compute a gradient for the fixed filter, one convolution per channel: most of an R1 step.)
+    An absent incoming gradient stays absent.
+    """
+
+    @staticmethod
+    def forward(ctx, x, f, up, down, pad, flip_filter, gain):
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(f)
+        ctx.config = (x.shape[2:], up, down, pad, flip_filter, gain)
+        # oneDNN's depthwise kernels are faster on channels-last data, most of all transposed (upsampling)
+        # and 1-D ones; for a short 2-D filter at the same or a lower rate the two layout copies cost more.
+        x_fast, restore = _fast_layout(x, channels_last=(up != (1, 1) or (f is not None and f.ndim == 1)))
+        y = restore(_upfirdn2d(x_fast, f, up, down, pad, flip_filter, gain))
+        return y.clone() if y is x or y._is_view() else y # A fresh tensor, which callers may modify in place.
+
+    @staticmethod
+    def backward(ctx, dy):
+        if dy is None:
+            return None, None, None, None, None, None, None
+        (f,) = ctx.saved_tensors
+        (H, W), up, down, (py0, py1, px0, px1), flip_filter, gain = ctx.config
+        fh, fw = (1, 1) if f is None else (f.shape[0], f.shape[-1])
+        Ho, Wo = dy.shape[2:]
+        pad = (fh - 1 - py0, H * up[0] - Ho * down[0] + py0 - up[0] + 1, fw - 1 - px0, W * up[1] - Wo * down[1] + px0 - up[1] + 1)
+        dx = _Upfirdn2d.apply(dy, f, down, up, pad, not flip_filter, gain)
+        return dx, None, None, None, None, None, None
+
+#----------------------------------------------------------------------------
+
 def _upfirdn2d(x, f, up, down, pad, flip_filter, gain):
     """upfirdn2d() on parsed arguments: up/down = (y, x), pad = (y0, y1, x0, x1)."""
     if f is None and up == (1, 1) and down == (1, 1):
@@ -101,23 +135,24 @@ def _upfirdn2d(x, f, up, down, pad, flip_filter, gain):
 
 #----------------------------------------------------------------------------
 
-def _fast_layout(x):
+def _fast_layout(x, channels_last=True):
     """Return x in the layout/dtype the depthwise convolutions are fastest in, and a function that
     converts a result back to x's layout and dtype.
 
-    On CPU that is channels-last float32: oneDNN runs depthwise convolutions on channels-last data
-    several times faster, and has no fast half-precision kernels. On CUDA the input is used as is.
+    On CPU that is float32 (oneDNN has no fast half-precision kernels), channels-last if requested:
+    oneDNN runs depthwise convolutions on channels-last data several times faster. On CUDA the input
+    is used as is.
     """
     if x.is_cuda:
         return x, (lambda y: y)
     dtype = x.dtype
-    keep_channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    keep_layout = not channels_last or (x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
     def restore(y):
         y = y.to(dtype)
-        return y if keep_channels_last else _ChannelsLastToContiguous.apply(y)
+        return y if keep_layout else _ChannelsLastToContiguous.apply(y)
     if dtype in (torch.float16, torch.bfloat16):
         x = x.float()
-    return x.contiguous(memory_format=torch.channels_last), restore
+    return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), restore
 
 #----------------------------------------------------------------------------
 
@@ -150,9 +185,12 @@ def _fir_pass(x, f, up, down, pad, flip_filter):
     C = x.shape[1]
     kh, kw = f.shape
     if up == (1, 1):
-        # Correlation form of the kernel; a strided convolution computes only the kept samples.
+        # Correlation form of the kernel; a strided convolution computes only the kept samples. Symmetric
+        # zero padding is the convolution's own (no padded copy of x).
         w = f if flip_filter else f.flip([0, 1])
-        return F.conv2d(_pad(x, pad), w[None, None].expand(C, 1, kh, kw), stride=down, groups=C)
+        symmetric = pad[0] == pad[1] >= 0 and pad[2] == pad[3] >= 0
+        x = x if symmetric else _pad(x, pad)
+        return F.conv2d(x, w[None, None].expand(C, 1, kh, kw), stride=down, padding=(pad[0], pad[2]) if symmetric else 0, groups=C)
 
     # Transposed convolution = zero insertion + full convolution with the kernel in convolution form.
     # Full output index o corresponds to output index j = o - (k - 1 - p0); it ends `up - p1 - 1` early
