@@ -668,7 +668,8 @@ class MinibatchStdLayer(torch.nn.Module):
 
         # Sample i lands in group i mod n (n = N/G); channels split into F groups of c.
         y = x.reshape(G, -1, F, c, H, W) # [G, n, F, c, H, W]
-        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt() # [n, F, c, H, W]: std over each group
+        y = y - y.mean(dim=0) # Two plain passes: several times faster than var() forward and backward on CPU.
+        y = (y.square().mean(dim=0) + 1e-8).sqrt() # [n, F, c, H, W]: std over each group
         y = y.mean(dim=[2, 3, 4]).reshape(-1, F, 1, 1) # [n, F, 1, 1]
         y = y.repeat(G, 1, H, W) # [N, F, H, W]
         return torch.cat([x, y], dim=1) # [N, C+F, H, W]
