@@ -113,6 +113,8 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume):
         c.G_kwargs.conv_clamp = c.D_kwargs.conv_clamp = None
     if opts.nobench:
         c.cudnn_benchmark = False
+    if opts.export_safe:
+        c.export_safe = True
     return c
 
 #----------------------------------------------------------------------------
@@ -149,7 +151,8 @@ def plan_stages(opts, resolution):
     if not all(isinstance(snapshot.get(key), torch.nn.Module) for key in ['G', 'D', 'G_ema']):
         raise click.ClickException(f'--resume: {resume} does not hold the G, D and G_ema of a training snapshot')
     if G.img_resolution != resolution:
-        raise click.ClickException(f'--resume: the snapshot makes {G.img_resolution}x{G.img_resolution} frames but --data has {resolution}x{resolution}')
+        raise click.ClickException(f'--resume: the snapshot makes {G.img_resolution}x{G.img_resolution} frames but --data has {resolution}x{resolution}; '
+            f'resume from a {resolution}x{resolution} snapshot, or make the data with python -m svc_plugin.dataset_tool --resolution={G.img_resolution}')
     is_video = fvd.is_video_generator(G)
     if is_video and opts.stage == 'image':
         raise click.ClickException(f'--resume: {resume} holds video networks; they cannot start the image stage')
@@ -331,6 +334,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.option('--fp32',         help='Disable mixed precision', metavar='BOOL',                     type=bool, default=False, show_default=True)
 @click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL',                  type=bool, default=False, show_default=True)
 @click.option('--workers',      help='DataLoader worker processes (0 = load in the training process)', metavar='INT', type=click.IntRange(min=0), default=3, show_default=True)
+@click.option('--export-safe',  help='Also write each snapshot as a weights-only checkpoint (.pt) that loads without running code', is_flag=True)
 @click.option('-n', '--dry-run', help='Print training options and exit',                            is_flag=True)
 
 def main(**kwargs):
@@ -369,8 +373,8 @@ def main(**kwargs):
 
     try:
         training_loop_ext.launch(list(stages.values()), opts.gpus, run_dir_opener(opts.outdir, desc, stages, opts.gpus, opts.dry_run))
-    except (training_loop_ext.TrainingStopped, OSError) as err:
-        raise click.ClickException(str(err))
+    except (training_loop_ext.TrainingStopped, OSError) as err: # An OSError from a DataLoader worker carries its traceback: the last line says why.
+        raise click.ClickException(str(err).strip().splitlines()[-1])
     except torch.multiprocessing.ProcessRaisedException as err: # A spawned process failed; its traceback is in log.txt / above.
         raise click.ClickException(str(err).strip().splitlines()[-1])
     except torch.multiprocessing.ProcessExitedException as err:

@@ -11,6 +11,7 @@ and restored on resume, preview videos, video metrics with a kept best snapshot,
 import copy
 import datetime
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -56,23 +57,49 @@ class TrainingStopped(Exception):
 #----------------------------------------------------------------------------
 # Files. Everything goes to <name>.tmp<pid> first and is renamed, so a SIGKILL never leaves a partial file.
 
-def replace_atomically(path, write):
-    """Call write(tmp_path), flush it to disk and rename it onto `path`; the temporary file never outlives a failure."""
-    tmp_path = f'{path}.tmp{os.getpid()}'
+def replace_together(writes, suffix=''):
+    """For each (path, write): call write(tmp_path) and flush the file to disk; then rename them all onto their paths,
+    in order. The renames come last, together, so a failure or a kill while writing leaves every final name as it was,
+    and no temporary file outlives a failure. A failed write is an OSError whose message names the file (disk full, ...)."""
+    tmp_paths = [f'{path}.tmp{os.getpid()}{suffix}' for path, _write in writes]
     try:
-        write(tmp_path)
-        with open(tmp_path, 'rb') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
+        for (path, write), tmp_path in zip(writes, tmp_paths):
+            try:
+                write(tmp_path)
+                with open(tmp_path, 'rb') as f:
+                    os.fsync(f.fileno())
+            except OSError as err:
+                raise write_error(path, err) from err
+        for (path, _write), tmp_path in zip(writes, tmp_paths):
+            os.replace(tmp_path, path)
     finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+        for tmp_path in tmp_paths:
+            if os.path.exists(tmp_path):
+                os.remove(tmp_path)
 
-def write_bytes_atomically(path, data):
+def write_error(path, err):
+    """The one-line error of a failed write: which file, why, and that what was written before is untouched."""
+    return OSError(f'cannot write {path}: {err.strerror or err} (files written before are intact; free some space, '
+        f'then continue with --resume=latest)')
+
+def replace_atomically(path, write, suffix=''):
+    """replace_together for one file; `suffix` ends the temporary name (e.g. '.png', for writers that go by the extension)."""
+    replace_together([(path, write)], suffix)
+
+def bytes_writer(data):
     def write(tmp_path):
         with open(tmp_path, 'wb') as f:
             f.write(data)
-    replace_atomically(path, write)
+    return write
+
+def torch_writer(obj):
+    """A writer of torch.save(obj), serialised in memory first: torch's own file writer turns a full disk into a RuntimeError."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return bytes_writer(buffer.getbuffer())
+
+def write_bytes_atomically(path, data):
+    replace_atomically(path, bytes_writer(data))
 
 def append_jsonl(path, record):
     """Append one JSON line in a single write; earlier lines are never rewritten."""
@@ -567,7 +594,7 @@ class Previews:
         if self.video:
             save_reals_video(os.path.join(self.run_dir, 'reals.mp4'), training_set, self.num_frames, self.grid, self.fps)
         else:
-            save_image_grid(self.reals, os.path.join(self.run_dir, 'reals.png'), drange=[0, 255], grid_size=self.grid)
+            save_png_grid(self.reals, os.path.join(self.run_dir, 'reals.png'), [0, 255], self.grid)
 
     def save(self, G_ema, name):
         """fakes<name>.mp4 (video stage) or fakes<name>.png (image stage)."""
@@ -576,7 +603,11 @@ class Previews:
             return
         with torch.no_grad():
             images = [G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(self.z.split(self.batch_gpu), self.c.split(self.batch_gpu))]
-        save_image_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, f'fakes{name}.png'), drange=[-1, 1], grid_size=self.grid)
+        save_png_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, f'fakes{name}.png'), [-1, 1], self.grid)
+
+def save_png_grid(images, path, drange, grid):
+    """Upstream's save_image_grid, under a temporary name ending in .png (PIL picks the format by the extension)."""
+    replace_atomically(path, lambda tmp_path: save_image_grid(images, tmp_path, drange=drange, grid_size=grid), suffix='.png')
 
 #----------------------------------------------------------------------------
 # Ticks: progress line, statistics.
@@ -669,10 +700,18 @@ def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, num_gpus):
     return data
 
 def write_snapshot(snapshot_pkl, snapshot_bytes, state):
-    """The state first, then the pickle it describes (by hash): a pickle under its final name always has its state,
-    and a kill between the two leaves an old pickle that load_training_state will not pair with the new state."""
-    replace_atomically(state_path_of(snapshot_pkl), lambda tmp_path: torch.save(state, tmp_path))
-    write_bytes_atomically(snapshot_pkl, snapshot_bytes)
+    """The state and the pickle it describes (by hash), both written in full before either is renamed, the state first:
+    a pickle under its final name always has its state, a kill while writing leaves the previous pair, and only a kill
+    between the two renames of a snapshot replacing one of the same name leaves an old pickle without its state."""
+    replace_together([(state_path_of(snapshot_pkl), torch_writer(state)), (snapshot_pkl, bytes_writer(snapshot_bytes))])
+
+def write_weights_only(snapshot_pkl, snapshot):
+    """network-snapshot-NNNNNN.pt beside the pickle: the same networks as a weights-only checkpoint (svc_plugin.checkpoint)."""
+    path = os.path.splitext(snapshot_pkl)[0] + '.pt'
+    try:
+        checkpoint.save_weights(path, snapshot)
+    except OSError as err:
+        raise write_error(path, err) from err
 
 def evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, device):
     """{result name: value} of every metric on the snapshot's G_ema; rank 0 appends them to metric-<name>.jsonl."""
@@ -685,9 +724,9 @@ def evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, d
         results[metric] = result.results
     return results
 
-def save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, num_gpus, rank, device):
-    """Write network-snapshot-<kimg>.pkl with its training state (rank 0), evaluate the metrics on it (every rank)
-    and keep best-<metric>.pkl. Returns EasyDict(snapshot_pkl, cur_nimg)."""
+def save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, export_safe, num_gpus, rank, device):
+    """Write network-snapshot-<kimg>.pkl with its training state (rank 0) and, with export_safe, its weights-only twin .pt,
+    evaluate the metrics on it (every rank) and keep best-<metric>.pkl. Returns EasyDict(snapshot_pkl, cur_nimg)."""
     snapshot = snapshot_dict(trainer.G, trainer.D, trainer.G_ema, trainer.augment_pipe, training_set_kwargs, num_gpus)
     snapshot_pkl = snapshot_pkl_path(run_dir, progress.cur_nimg)
     snapshot_bytes = pickle.dumps(snapshot)
@@ -696,6 +735,8 @@ def save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, num_
     state = training_state(progress, trainer, num_gpus, snapshot_bytes)
     if rank == 0:
         write_snapshot(snapshot_pkl, snapshot_bytes, state)
+        if export_safe:
+            write_weights_only(snapshot_pkl, snapshot)
     if len(metrics) > 0:
         if rank == 0:
             print('Evaluating metrics...')
@@ -705,7 +746,7 @@ def save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, num_
             progress.best = dict(best, value=metric_value(results, best['metric']), path=best_pkl_path(run_dir, best['metric']))
             if rank == 0:
                 write_bytes_atomically(progress.best['path'], snapshot_bytes)
-                replace_atomically(state_path_of(snapshot_pkl), lambda tmp_path: torch.save(dict(state, best=progress.best), tmp_path))
+                replace_atomically(state_path_of(snapshot_pkl), torch_writer(dict(state, best=progress.best)))
     return dnnlib.EasyDict(snapshot_pkl=snapshot_pkl, cur_nimg=progress.cur_nimg)
 
 def best_pkl_path(run_dir, metric):
@@ -764,6 +805,7 @@ def training_loop(
     best_metric             = None,     # Keep best-<metric>.pkl, a copy of the snapshot with the lowest value of this metric.
     preview_frames          = 32,       # Frames of the preview videos.
     preview_grid            = None,     # Columns x rows of the previews, None = 16 x 8 images at most (image stage), 4 x 2 videos.
+    export_safe             = False,    # Also write each snapshot as a weights-only checkpoint network-snapshot-<kimg>.pt.
 ):
     """Train one stage; returns EasyDict(snapshot_pkl, cur_nimg) of its last snapshot."""
     start_time = time.time()
@@ -873,7 +915,7 @@ def training_loop(
             previews.save(G_ema, f'{cur_nimg // 1000:06d}')
         if done or first_tick or (network_snapshot_ticks is not None and cur_tick > 0 and cur_tick % network_snapshot_ticks == 0):
             progress.update(cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx)
-            last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, num_gpus, rank, device)
+            last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, export_safe, num_gpus, rank, device)
 
         cur_tick += 1
         tick_start_nimg = cur_nimg

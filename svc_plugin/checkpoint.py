@@ -6,6 +6,7 @@ each network's state dict and a JSON config naming one of the project's own clas
 constructor arguments, so `torch.load(weights_only=True)` reads it and no code travels with it.
 """
 
+import io
 import json
 import os
 import pickle
@@ -71,10 +72,12 @@ def save_weights(path, snapshot):
         if module is not None:
             config['networks'][key] = module_config(module)
             tensors[key] = {name: value.detach().cpu() for name, value in module.state_dict().items()}
+    data = io.BytesIO()
+    torch.save(dict(config=json.dumps(config), tensors=tensors), data) # In memory: torch's file writer turns a full disk into a RuntimeError.
     tmp = f'{path}.tmp{os.getpid()}'
     try:
         with open(tmp, 'wb') as f:
-            torch.save(dict(config=json.dumps(config), tensors=tensors), f)
+            f.write(data.getbuffer())
             f.flush()
             os.fsync(f.fileno()) # On disk before the rename, so that a crash leaves the old file or the new one.
         os.replace(tmp, path)
