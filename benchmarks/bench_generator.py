@@ -1,7 +1,7 @@
 """Benchmark StyleGAN3-T generator forward + backward: the project's ops against the zero-stuffing oracle ops.
 
 Both paths run the same networks_stylegan3.Generator in the same process; tests/oracle_ops.oracle_ops()
-swaps upfirdn2d/filtered_lrelu for their naive definitions. Prints ms per image and the speed-up.
+swaps upfirdn2d/filtered_lrelu/bias_act for their naive definitions. Prints ms per image and the speed-up.
 """
 
 import argparse
