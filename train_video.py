@@ -69,7 +69,8 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume):
         best_metric=opts.best_metric if video else None, total_kimg=kimg, kimg_per_tick=opts.tick, random_seed=opts.seed,
         image_snapshot_ticks=opts.snap, network_snapshot_ticks=opts.snap, preview_grid=opts.grid)
     c.training_set_kwargs, _name = dataset_kwargs(opts, frames)
-    c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, prefetch_factor=2, num_workers=opts.workers)
+    workers = min(3, max((os.cpu_count() or 1) - 1, 1)) if opts.workers is None else opts.workers
+    c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, prefetch_factor=2, num_workers=workers)
 
     c.G_kwargs = dnnlib.EasyDict(class_name='svc_plugin.networks.VideoGenerator' if video else 'training.networks_stylegan3.Generator',
         z_dim=512, w_dim=512, mapping_kwargs=dnnlib.EasyDict(num_layers=(8 if is_sg2 else 2) if opts.map_depth is None else opts.map_depth),
@@ -258,6 +259,26 @@ def check_options(opts):
     check_metrics(opts)
 
 #----------------------------------------------------------------------------
+
+def configure(opts):
+    """Check the parsed options, fill in the defaults and return ({stage: training_loop kwargs}, run description)."""
+    opts.data = resolve_data(opts.data)
+    check_options(opts)
+    kwargs, dataset_name = dataset_kwargs(opts, opts.frames if opts.stage == 'video' else 1)
+    resolution = kwargs.resolution
+    check_batch(opts, resolution, 1 if opts.stage == 'image' else opts.frames)
+
+    stages = {}
+    for stage, kimg, gamma, aug, resume, resume_kimg in plan_stages(opts, resolution):
+        stages[stage] = stage_config(opts, stage, resolution, kimg, gamma, aug, resume)
+        if resume_kimg:
+            stages[stage].resume_kimg = resume_kimg
+    desc = f'{opts.cfg}-{dataset_name}-{opts.stage}-gpus{opts.gpus}-batch{opts.batch}-gamma{list(stages.values())[-1].loss_kwargs.r1_gamma:g}'
+    if opts.desc is not None:
+        desc += f'-{opts.desc}'
+    return stages, desc
+
+#----------------------------------------------------------------------------
 # Run directory.
 
 def next_run_dir(outdir, desc):
@@ -333,7 +354,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.option('--seed',         help='Random seed', metavar='INT',                                  type=click.IntRange(min=0), default=0, show_default=True)
 @click.option('--fp32',         help='Disable mixed precision', metavar='BOOL',                     type=bool, default=False, show_default=True)
 @click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL',                  type=bool, default=False, show_default=True)
-@click.option('--workers',      help='DataLoader worker processes (0 = load in the training process)', metavar='INT', type=click.IntRange(min=0), default=3, show_default=True)
+@click.option('--workers',      help='DataLoader worker processes per GPU, 0 = none  [default: 3, at most the CPU cores - 1]', metavar='INT', type=click.IntRange(min=0))
 @click.option('--export-safe',  help='Also write each snapshot as a weights-only checkpoint (.pt) that loads without running code', is_flag=True)
 @click.option('-n', '--dry-run', help='Print training options and exit',                            is_flag=True)
 
@@ -356,21 +377,7 @@ def main(**kwargs):
         train_video.py --cfg=stylegan3-t --data=ytb_256.zip --gpus=16 --batch=64
     """
     opts = dnnlib.EasyDict(kwargs)
-    opts.data = resolve_data(opts.data)
-    check_options(opts)
-    kwargs, dataset_name = dataset_kwargs(opts, opts.frames if opts.stage == 'video' else 1)
-    resolution = kwargs.resolution
-    check_batch(opts, resolution, 1 if opts.stage == 'image' else opts.frames)
-
-    stages = {}
-    for stage, kimg, gamma, aug, resume, resume_kimg in plan_stages(opts, resolution):
-        stages[stage] = stage_config(opts, stage, resolution, kimg, gamma, aug, resume)
-        if resume_kimg:
-            stages[stage].resume_kimg = resume_kimg
-    desc = f'{opts.cfg}-{dataset_name}-{opts.stage}-gpus{opts.gpus}-batch{opts.batch}-gamma{list(stages.values())[-1].loss_kwargs.r1_gamma:g}'
-    if opts.desc is not None:
-        desc += f'-{opts.desc}'
-
+    stages, desc = configure(opts)
     try:
         training_loop_ext.launch(list(stages.values()), opts.gpus, run_dir_opener(opts.outdir, desc, stages, opts.gpus, opts.dry_run))
     except (training_loop_ext.TrainingStopped, OSError) as err: # An OSError from a DataLoader worker carries its traceback: the last line says why.

@@ -323,8 +323,10 @@ def real_clips(clip_stream, frames, batch_gpu, device):
 
 def generator_times(rnd, video_lengths, max_dist, num_clips, frames):
     """Frame times [num_clips, frames] for G, drawn as the dataset draws real clips (span, offset and middle
-    frames of a random video, PAPER.md §3.7) and shifted by a uniform fraction of a frame, so G learns every time."""
-    lengths = video_lengths[rnd.randint(len(video_lengths), size=num_clips)]
+    frames of a random video long enough for a clip, PAPER.md §3.7) and shifted by a uniform fraction of a frame,
+    so G learns every time."""
+    lengths = video_lengths[video_lengths >= frames]
+    lengths = lengths[rnd.randint(len(lengths), size=num_clips)]
     times = np.stack([sample_clip_times(rnd, int(length), frames, max_dist) for length in lengths])
     return times + rnd.uniform(size=[num_clips, 1])
 
@@ -448,17 +450,16 @@ def train_step(phases, loss, reals, fakes_per_phase, cur_nimg, batch_idx, num_gp
     """Every phase due at batch_idx: accumulate its gradients over the chunks, average them, step. The gain is the
     phase interval, so a lazy regulariser weighs as much as if it ran every step."""
     real_images, real_c, real_t = reals
-    for phase, (gen_z, gen_c, gen_t) in zip(phases, fakes_per_phase):
+    batch_gpu = real_c[0].shape[0]
+    for phase, fakes in zip(phases, fakes_per_phase):
         if batch_idx % phase.interval != 0:
             continue
         phase.opt.zero_grad(set_to_none=True)
         phase.module.requires_grad_(True)
-        for chunk, (images, c, t) in enumerate(zip(real_images, real_c, real_t)):
-            batch_gpu = c.shape[0]
-            z, gc = gen_z[chunk * batch_gpu:(chunk + 1) * batch_gpu], gen_c[chunk * batch_gpu:(chunk + 1) * batch_gpu]
-            times = {} if gen_t is None else dict(real_t=t, gen_t=gen_t[chunk * batch_gpu:(chunk + 1) * batch_gpu])
-            loss.accumulate_gradients(phase=phase.name, real_img=images, real_c=c, gen_z=z, gen_c=gc, gain=phase.interval,
-                cur_nimg=cur_nimg, **times)
+        gen_z, gen_c, gen_t = (x.split(batch_gpu) if x is not None else [None] * len(real_c) for x in fakes)
+        for images, c, t, z, gc, gt in zip(real_images, real_c, real_t, gen_z, gen_c, gen_t):
+            times = {} if gt is None else dict(real_t=t, gen_t=gt) # Clips of several frames: VideoLoss takes their times.
+            loss.accumulate_gradients(phase=phase.name, real_img=images, real_c=c, gen_z=z, gen_c=gc, gain=phase.interval, cur_nimg=cur_nimg, **times)
         phase.module.requires_grad_(False)
         average_gradients(phase.module, num_gpus)
         phase.opt.step()
@@ -511,7 +512,6 @@ class AdaptiveAugment:
         if count > 0:
             delta = np.sign(total / count - self.target) * step_nimg * self.interval / (self.ada_kimg * 1000)
             self.augment_pipe.p.copy_((self.augment_pipe.p + delta).clamp(min=0))
-
 
 #----------------------------------------------------------------------------
 # Guard: a run whose losses or weights stop being finite ends before it writes another snapshot.
