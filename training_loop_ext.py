@@ -48,6 +48,7 @@ except ImportError:
 
 STATE_FORMAT = 'stylesv-training-state-1'
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=10) # A collective that waits longer than this fails (a hung peer).
+RUNNING_AVERAGES = r'.*\.[^.]+_(avg|ema)' # Buffers (w_avg, magnitude_ema) that each rank updates from its own data.
 
 #----------------------------------------------------------------------------
 
@@ -442,7 +443,7 @@ def average_gradients(module, num_gpus):
     if is_multiprocess(num_gpus):
         torch.distributed.all_reduce(flat)
         flat /= num_gpus
-    flat = misc.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5)
+    flat = torch.nan_to_num(flat, nan=0.0, posinf=1e5, neginf=-1e5)
     for grad, part in zip(grads, flat.split([grad.numel() for grad in grads])):
         grad.copy_(part.view_as(grad))
 
@@ -619,32 +620,31 @@ def peak_cpu_memory_gb():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**30 if sys.platform == 'darwin' else 2**20)
 
+def duration(seconds):
+    return f'{dnnlib.util.format_time(seconds):<12s}'
+
 def report_tick(cur_tick, cur_nimg, end_nimg, tick_nimg, tick_sec, total_sec, maintenance_sec, augment_pipe, device):
-    """Report Progress/*, Timing/*, Resources/* for the tick and return its console line."""
-    report0 = training_stats.report0
+    """Report the tick's Progress/*, Timing/* and Resources/* statistics (rank 0's) and return its console line."""
     sec_per_kimg = tick_sec / max(tick_nimg, 1) * 1000
-    gpu_gb = gpu_reserved_gb = 0.0
-    if device.type == 'cuda':
-        gpu_gb = torch.cuda.max_memory_allocated(device) / 2**30
-        gpu_reserved_gb = torch.cuda.max_memory_reserved(device) / 2**30
+    on_gpu = (device.type == 'cuda')
+    fields = [ # (label, statistic, value, shown as)
+        ('tick',        'Progress/tick',                        cur_tick,                                               '{:<5d}'.format),
+        ('kimg',        'Progress/kimg',                        cur_nimg / 1000,                                        '{:<8.3f}'.format),
+        ('time',        'Timing/total_sec',                     total_sec,                                              duration),
+        ('sec/tick',    'Timing/sec_per_tick',                  tick_sec,                                               '{:<7.1f}'.format),
+        ('sec/kimg',    'Timing/sec_per_kimg',                  sec_per_kimg,                                           '{:<7.2f}'.format),
+        ('ETA',         'Timing/eta_sec',                       max(end_nimg - cur_nimg, 0) / 1000 * sec_per_kimg,      duration),
+        ('maintenance', 'Timing/maintenance_sec',               maintenance_sec,                                        '{:<6.1f}'.format),
+        ('cpumem',      'Resources/cpu_mem_gb',                 peak_cpu_memory_gb(),                                   '{:<6.2f}'.format),
+        ('gpumem',      'Resources/peak_gpu_mem_gb',            torch.cuda.max_memory_allocated(device) / 2**30 if on_gpu else 0.0, '{:<6.2f}'.format),
+        ('reserved',    'Resources/peak_gpu_mem_reserved_gb',   torch.cuda.max_memory_reserved(device) / 2**30 if on_gpu else 0.0, '{:<6.2f}'.format),
+        ('augment',     'Progress/augment',                     float(augment_pipe.p) if augment_pipe is not None else 0.0, '{:.3f}'.format),
+    ]
+    if on_gpu:
         torch.cuda.reset_peak_memory_stats(device)
-    augment_p = float(augment_pipe.p) if augment_pipe is not None else 0.0
-    eta_sec = max(end_nimg - cur_nimg, 0) / 1000 * sec_per_kimg
-    report0('Timing/total_hours', total_sec / 3600)
-    report0('Timing/total_days', total_sec / 86400)
-    return '  '.join([
-        f"tick {report0('Progress/tick', cur_tick):<5d}",
-        f"kimg {report0('Progress/kimg', cur_nimg / 1000):<8.3f}",
-        f"time {dnnlib.util.format_time(report0('Timing/total_sec', total_sec)):<12s}",
-        f"sec/tick {report0('Timing/sec_per_tick', tick_sec):<7.1f}",
-        f"sec/kimg {report0('Timing/sec_per_kimg', sec_per_kimg):<7.2f}",
-        f"ETA {dnnlib.util.format_time(report0('Timing/eta_sec', eta_sec)):<12s}",
-        f"maintenance {report0('Timing/maintenance_sec', maintenance_sec):<6.1f}",
-        f"cpumem {report0('Resources/cpu_mem_gb', peak_cpu_memory_gb()):<6.2f}",
-        f"gpumem {report0('Resources/peak_gpu_mem_gb', gpu_gb):<6.2f}",
-        f"reserved {report0('Resources/peak_gpu_mem_reserved_gb', gpu_reserved_gb):<6.2f}",
-        f"augment {report0('Progress/augment', augment_p):.3f}",
-    ])
+    training_stats.report0('Timing/total_hours', total_sec / 3600)
+    training_stats.report0('Timing/total_days', total_sec / 86400)
+    return '  '.join(f'{label} {show(training_stats.report0(name, value))}' for label, name, value, show in fields)
 
 #----------------------------------------------------------------------------
 # Training state: everything besides the networks that a resumed run needs to continue as if never stopped.
@@ -692,8 +692,8 @@ def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, num_gpus):
     for name, module in dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe).items():
         if module is not None:
             if is_multiprocess(num_gpus):
-                misc.check_ddp_consistency(module, ignore_regex=r'.*\.[^.]+_(avg|ema)')
-            module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
+                misc.check_ddp_consistency(module, ignore_regex=RUNNING_AVERAGES)
+            module = copy.deepcopy(module).cpu().requires_grad_(False).eval()
         data[name] = module
     if is_multiprocess(num_gpus) and torch.distributed.get_rank() == 0:
         print(f'Weights checked: all {num_gpus} processes hold the same G, D, G_ema and augment pipe.')

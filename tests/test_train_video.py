@@ -156,17 +156,31 @@ def test_torchrun_two_gloo_processes_keep_the_weights_identical_and_write_one_sn
 def invoke(args):
     return CliRunner().invoke(train_video.main, args)
 
+def planned_stages(result):
+    """{stage: training_loop kwargs} that a --dry-run printed."""
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output[result.output.index('{'):result.output.index('\n\nOutput directory')])
+
 def test_defaults_as_typed(tmp_path, data_zip, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke(['--cfg=stylegan3-t', f'--data={data_zip}', '--dry-run'])
-    assert result.exit_code == 0, result.output
+    options = planned_stages(result)
     assert os.listdir(tmp_path) == [] # A dry run creates nothing, not even runs/.
     assert f'Output directory: {os.path.join("runs", "00000-stylegan3-t-demo-both-gpus1-batch32-gamma0.125")}' in result.output
-    options = json.loads(result.output[result.output.index('{'):result.output.index('\n\nOutput directory')])
     assert list(options) == ['image', 'video'] # --stage=both
     assert options['image']['loss_kwargs']['r1_gamma'] == 0.5 / 64 and options['video']['loss_kwargs']['r1_gamma'] == 8 / 64
     assert options['image']['ada_target'] == 0.6 and 'augment_kwargs' not in options['video'] # ADA only in the image stage.
     assert options['video']['frames'] == 3 and options['video']['D_kwargs']['tsm'] and options['video']['metrics'] == [] # No CUDA here.
+
+def test_resuming_both_stages_goes_on_with_the_stage_the_snapshot_left(tmp_path, data_zip, image_run):
+    pkl = os.path.join(image_run, 'network-snapshot-000000.pkl') # An image-stage state at kimg 0.02.
+    def plan(image_kimg):
+        return planned_stages(invoke(['--cfg=stylegan3-t', f'--data={data_zip}', f'--resume={pkl}', f'--image-kimg={image_kimg}',
+            f'--outdir={tmp_path}', '--dry-run', *SMALL]))
+    unfinished = plan(image_kimg=1)
+    assert list(unfinished) == ['image', 'video'] and unfinished['image']['resume_pkl'] == pkl and 'resume_pkl' not in unfinished['video']
+    finished = plan(image_kimg=0.02)
+    assert list(finished) == ['video'] and finished['video']['resume_pkl'] == pkl and finished['video']['resume_kimg'] == pytest.approx(0.02)
 
 def test_data_demo_is_written_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path))
