@@ -56,10 +56,7 @@ def load_video_generator(network, device):
     """G_ema of a network pickle or weights-only checkpoint, and the frame rate of its training data if the
     snapshot records one (key 'fps'; extra keys are harmless to upstream loaders)."""
     snapshot = checkpoint.load_network(network, device=device)
-    G = snapshot.get('G_ema')
-    if not hasattr(getattr(G, 'synthesis', None), 'motion_encoder'):
-        raise checkpoint.NetworkLoadError(f'{network} holds an image-only generator, not a video generator; '
-            f'fine-tune it into one first: python train_video.py --stage=video --resume={network} --data=...')
+    G = checkpoint.generator_of(snapshot, network)
     fps = snapshot.get('fps')
     return G.eval().requires_grad_(False), fps
 

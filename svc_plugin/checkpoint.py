@@ -65,7 +65,7 @@ def module_config(module):
 
 def save_weights(path, snapshot):
     """Write the networks of a snapshot dict (keys as in network-snapshot-*.pkl) as a weights-only checkpoint."""
-    config = dict(format=FORMAT, training_set_kwargs=snapshot.get('training_set_kwargs'), networks={})
+    config = dict(format=FORMAT, training_set_kwargs=snapshot.get('training_set_kwargs'), fps=snapshot.get('fps'), networks={})
     tensors = {}
     for key in NETWORK_KEYS:
         module = snapshot.get(key)
@@ -101,7 +101,7 @@ def load_weights(f, device='cpu'):
         raise NetworkLoadError(f'damaged weights-only checkpoint ({type(err).__name__}); copy it again') from None
     if config.get('format') != FORMAT:
         raise NetworkLoadError(f'unknown weights-only format {config.get("format")!r}, expected {FORMAT!r}')
-    snapshot = dict(training_set_kwargs=config.get('training_set_kwargs'), augment_pipe=None)
+    snapshot = dict(training_set_kwargs=config.get('training_set_kwargs'), fps=config.get('fps'), augment_pipe=None)
     for key, net in config['networks'].items():
         if net['class_name'] not in SAFE_CLASSES:
             raise NetworkLoadError(f'weights-only checkpoint names class {net["class_name"]!r}, which is not a project network class')
@@ -169,16 +169,19 @@ def load_network(path_or_url, device='cpu'):
             snapshot[key] = snapshot[key].to(device)
     return snapshot
 
-def load_generator(path_or_url, device='cpu', video=True):
-    """G_ema of a snapshot; with `video`, insist that it is a video generator (has a motion encoder)."""
-    snapshot = load_network(path_or_url, device=device)
+def generator_of(snapshot, path_or_url, video=True):
+    """G_ema of a loaded snapshot; with `video`, insist that it is a video generator (has a motion encoder)."""
     G = snapshot.get('G_ema')
     if not isinstance(G, torch.nn.Module):
         raise NetworkLoadError(f'{path_or_url} holds no generator (no G_ema)')
     if video and not hasattr(G.synthesis, 'motion_encoder'):
-        raise NetworkLoadError(f'{path_or_url} holds an image-only generator; turn it into a video generator first: '
-            f'python train_video.py --stage=video --resume={path_or_url} --data=...')
+        raise NetworkLoadError(f'{path_or_url} holds an image-only generator, not a video generator; fine-tune it into one '
+            f'first: python train_video.py --stage=video --resume={path_or_url} --data=...')
     return G
+
+def load_generator(path_or_url, device='cpu', video=True):
+    """G_ema of a network file; see generator_of()."""
+    return generator_of(load_network(path_or_url, device=device), path_or_url, video=video)
 
 #----------------------------------------------------------------------------
 
