@@ -24,6 +24,7 @@ import training_loop_ext
 from svc_plugin import demo
 from svc_plugin.discriminator import VideoDiscriminator
 from svc_plugin.networks import VideoGenerator
+from tests import video_metric_fixtures
 from training import networks_stylegan2
 from training import networks_stylegan3
 
@@ -35,12 +36,11 @@ IMAGE_STAGE = ['--cfg=stylegan3-t', '--stage=image', '--kimg=0.02', '--tick=0.00
 #----------------------------------------------------------------------------
 # Runs shared by several tests.
 
-def train(*args, outdir, check=True):
-    """Run train_video.py in a fresh process; returns the CompletedProcess."""
-    result = subprocess.run([sys.executable, 'train_video.py', *args, f'--outdir={outdir}'], cwd=ROOT_DIR, env=RUN_ENV,
+def train(*args, outdir, env=None):
+    """Run train_video.py in a fresh process (with `env` added to the environment); returns the CompletedProcess."""
+    result = subprocess.run([sys.executable, 'train_video.py', *args, f'--outdir={outdir}'], cwd=ROOT_DIR, env=dict(RUN_ENV, **(env or {})),
         capture_output=True, text=True, timeout=600)
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 def run_dirs(outdir):
@@ -105,13 +105,21 @@ def test_video_stage_resumes_from_the_image_snapshot_and_writes_preview_videos(t
     assert training_loop_ext.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['cur_nimg'] == 12
     assert json.loads(open(os.path.join(run_dir, 'stats.jsonl')).readline())['Progress/kimg']['mean'] == pytest.approx(0.012)
 
-def test_video_stage_starts_from_an_nvidia_stylegan3_pickle_with_its_architecture(tmp_path, data_zip, nvidia_pickle):
+def test_video_stage_starts_from_an_nvidia_stylegan3_pickle_and_keeps_the_best_snapshot(tmp_path, data_zip, nvidia_pickle):
+    env = dict(STYLESV_I3D=video_metric_fixtures.save_video_detector(tmp_path / 'i3d.pt'), DNNLIB_CACHE_DIR=str(tmp_path / 'cache'))
     train(f'--data={data_zip}', '--cfg=stylegan3-t', '--stage=video', f'--resume={nvidia_pickle}', '--kimg=0.012', '--tick=0.012',
-        '--low-rank=2', *SMALL, outdir=tmp_path)
-    with open(os.path.join(run_dirs(tmp_path)[0], 'network-snapshot-000000.pkl'), 'rb') as f:
+        '--low-rank=2', *[arg for arg in SMALL if arg != '--metrics=none'], '--metrics=fvd4_8f', outdir=tmp_path / 'runs', env=env)
+    run_dir = run_dirs(tmp_path / 'runs')[0]
+    snapshot_pkl = os.path.join(run_dir, 'network-snapshot-000000.pkl')
+    with open(snapshot_pkl, 'rb') as f:
         G = pickle.load(f)['G_ema']
     assert type(G).__name__ == 'VideoGenerator' and G.synthesis.low_rank == 2
     assert (G.z_dim, G.init_kwargs.channel_base, G.init_kwargs.channel_max) == (16, 1024, 16) # The pickle's, not --cbase/--cmax.
+    [result] = [json.loads(line) for line in open(os.path.join(run_dir, 'metric-fvd4_8f.jsonl'))]
+    assert result['snapshot_pkl'] == 'network-snapshot-000000.pkl'
+    assert open(os.path.join(run_dir, 'best-fvd4_8f.pkl'), 'rb').read() == open(snapshot_pkl, 'rb').read() # --best-metric: the first.
+    best = training_loop_ext.load_training_state(snapshot_pkl)['best']
+    assert best['metric'] == 'fvd4_8f' and best['value'] == result['results']['fvd4_8f']
 
 def test_sigkill_after_the_first_snapshot_then_resume_latest_continues_exactly(tmp_path, image_run, data_zip):
     args = [sys.executable, 'train_video.py', f'--data={data_zip}', *IMAGE_STAGE, f'--outdir={tmp_path}']
