@@ -60,8 +60,8 @@ def dataset_kwargs(opts, frames):
 #----------------------------------------------------------------------------
 # Configuration of one stage.
 
-def stage_config(opts, stage, resolution, kimg, gamma, aug, resume):
-    """training_loop kwargs of the image or video stage."""
+def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_trained):
+    """training_loop kwargs of the image or video stage; starts_trained: from --resume, or from the stage before it."""
     is_sg2 = (opts.cfg == 'stylegan2')
     video = (stage == 'video')
     frames = opts.frames if video else 1
@@ -81,7 +81,7 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume):
     c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=(0.002 if is_sg2 else 0.0025) if opts.glr is None else opts.glr)
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=opts.dlr)
     c.loss_kwargs = dnnlib.EasyDict(class_name='svc_plugin.loss.VideoLoss' if video else 'training.loss.StyleGAN2Loss', r1_gamma=gamma)
-    c.ema_kimg = c.batch_size * frames * 10 / 32 # Half-life of 10/32 steps per clip of the batch, in frames.
+    c.ema_kimg = c.batch_size * frames * 10 / 32 # StyleGAN's half-life of batch * 10/32 kimg (312.5 steps), counted in frames.
     c.ada_kimg = 100 # The paper's ADA speed (PAPER.md §3.6), in both stages.
 
     if video:
@@ -107,6 +107,7 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume):
             c.augment_p = opts.p
     if resume is not None:
         c.resume_pkl = resume
+    if starts_trained: # As upstream on resume: no G_ema ramp-up, no blur fade-in.
         c.ema_rampup = None
         c.loss_kwargs.blur_init_sigma = 0
     if opts.fp32:
@@ -269,8 +270,8 @@ def configure(opts):
     check_batch(opts, resolution, 1 if opts.stage == 'image' else opts.frames)
 
     stages = {}
-    for stage, kimg, gamma, aug, resume, resume_kimg in plan_stages(opts, resolution):
-        stages[stage] = stage_config(opts, stage, resolution, kimg, gamma, aug, resume)
+    for index, (stage, kimg, gamma, aug, resume, resume_kimg) in enumerate(plan_stages(opts, resolution)):
+        stages[stage] = stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_trained=(resume is not None or index > 0))
         if resume_kimg:
             stages[stage].resume_kimg = resume_kimg
     desc = f'{opts.cfg}-{dataset_name}-{opts.stage}-gpus{opts.gpus}-batch{opts.batch}-gamma{list(stages.values())[-1].loss_kwargs.r1_gamma:g}'

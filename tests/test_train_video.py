@@ -179,6 +179,7 @@ def test_defaults_as_typed(tmp_path, data_zip, monkeypatch):
     assert options['image']['loss_kwargs']['r1_gamma'] == 0.5 / 64 and options['video']['loss_kwargs']['r1_gamma'] == 8 / 64
     assert options['image']['ada_target'] == 0.6 and 'augment_kwargs' not in options['video'] # ADA only in the image stage.
     assert options['video']['frames'] == 3 and options['video']['D_kwargs']['tsm'] and options['video']['metrics'] == [] # No CUDA here.
+    assert options['video']['ema_rampup'] is None and 'ema_rampup' not in options['image'] # Stage 2 starts trained.
 
 def test_resuming_both_stages_goes_on_with_the_stage_the_snapshot_left(tmp_path, data_zip, image_run):
     pkl = os.path.join(image_run, 'network-snapshot-000000.pkl') # An image-stage state at kimg 0.02.
