@@ -111,8 +111,8 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
         c.ema_rampup = None
         c.loss_kwargs.blur_init_sigma = 0
     if opts.fp32:
-        c.G_kwargs.num_fp16_res = c.D_kwargs.num_fp16_res = 0
-        c.G_kwargs.conv_clamp = c.D_kwargs.conv_clamp = None
+        for net_kwargs in (c.G_kwargs, c.D_kwargs):
+            net_kwargs.update(num_fp16_res=0, conv_clamp=None)
     if opts.nobench:
         c.cudnn_benchmark = False
     if opts.export_safe:
@@ -282,7 +282,7 @@ def configure(opts):
 #----------------------------------------------------------------------------
 # Run directory.
 
-def next_run_dir(outdir, desc):
+def new_run_dir(outdir, desc):
     """<outdir>/<NNNNN>-<desc>, NNNNN one above the highest run number there."""
     names = os.listdir(outdir) if os.path.isdir(outdir) else []
     numbers = [int(m.group(1)) for name in names if (m := re.match(r'^(\d+)-', name))]
@@ -292,7 +292,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
     """The open_run_dir callback of training_loop_ext.launch: print the options ({stage: training_loop kwargs}) and,
     unless dry_run, create the run directory with them in training_options.json."""
     def open_run_dir():
-        run_dir = next_run_dir(outdir, desc)
+        run_dir = new_run_dir(outdir, desc)
         options = json.dumps(stages, indent=2)
         device = f'{torch.cuda.device_count()} CUDA device(s) visible' if torch.cuda.is_available() else 'CPU (no CUDA device)'
         print(f'Training options:\n{options}\n\nOutput directory: {run_dir}\nDevice: {device}, {num_gpus} process(es)\n')
@@ -310,7 +310,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 
 # Data, model, stages.
 @click.option('--outdir',       help='Where to make the run directories', metavar='DIR',           default='runs', show_default=True)
-@click.option('--cfg',          help='Base configuration',                                          type=click.Choice(['stylegan3-t', 'stylegan3-r', 'stylegan2']), required=True)
+@click.option('--cfg',          help='Network configuration',                                       type=click.Choice(['stylegan3-t', 'stylegan3-r', 'stylegan2']), required=True)
 @click.option('--data',         help="Video dataset (zip or folder), or 'demo'", metavar='[ZIP|DIR|demo]', required=True)
 @click.option('--stage',        help='Image pre-training, video fine-tuning, or both in one run',  type=click.Choice(['image', 'video', 'both']), default='both', show_default=True)
 @click.option('--resume',       help="Snapshot to start from (ours or NVIDIA's StyleGAN3), or 'latest' in --outdir", metavar='[PKL|URL|latest]')
@@ -324,7 +324,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.option('--aug',          help='Augmentation of the (video) stage  [default: noaug (video), ada (image)]', type=click.Choice(['noaug', 'ada', 'fixed']))
 @click.option('--cond',         help='Train a conditional model', metavar='BOOL',                   type=bool, default=False, show_default=True)
 @click.option('--mirror',       help='Enable x-flips of whole clips', metavar='BOOL',               type=bool, default=False, show_default=True)
-@click.option('--freezed',      help='Freeze first layers of D', metavar='INT',                     type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--freezed',      help='Freeze the first layers of D', metavar='INT',                 type=click.IntRange(min=0), default=0, show_default=True)
 
 # Video model.
 @click.option('--frames',       help='Frames per training clip (video stage)', metavar='INT',       type=click.IntRange(min=2), default=3, show_default=True)
@@ -336,14 +336,14 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.option('--low-rank',     help='Rank of the temporal weight modulation, 0 = off', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
 
 # Hyperparameters.
-@click.option('--p',            help='Probability for --aug=fixed', metavar='FLOAT',                type=click.FloatRange(min=0, max=1), default=0.2, show_default=True)
-@click.option('--target',       help='Target value for --aug=ada', metavar='FLOAT',                 type=click.FloatRange(min=0, max=1), default=0.6, show_default=True)
-@click.option('--cbase',        help='Capacity multiplier', metavar='INT',                          type=click.IntRange(min=1), default=32768, show_default=True)
-@click.option('--cmax',         help='Max. feature maps', metavar='INT',                            type=click.IntRange(min=1), default=512, show_default=True)
+@click.option('--p',            help='Augmentation probability of --aug=fixed', metavar='FLOAT',    type=click.FloatRange(min=0, max=1), default=0.2, show_default=True)
+@click.option('--target',       help='ADA target of E[sign(D(real))]', metavar='FLOAT',             type=click.FloatRange(min=0, max=1), default=0.6, show_default=True)
+@click.option('--cbase',        help='Feature-map capacity', metavar='INT',                         type=click.IntRange(min=1), default=32768, show_default=True)
+@click.option('--cmax',         help='Most feature maps per layer', metavar='INT',                  type=click.IntRange(min=1), default=512, show_default=True)
 @click.option('--glr',          help='G learning rate  [default: 0.0025, stylegan2 0.002]', metavar='FLOAT', type=click.FloatRange(min=0))
-@click.option('--dlr',          help='D learning rate', metavar='FLOAT',                            type=click.FloatRange(min=0), default=0.002, show_default=True)
+@click.option('--dlr',          help='Learning rate of D', metavar='FLOAT',                         type=click.FloatRange(min=0), default=0.002, show_default=True)
 @click.option('--map-depth',    help='Mapping network depth  [default: 2, stylegan2 8]', metavar='INT', type=click.IntRange(min=1))
-@click.option('--mbstd-group',  help='Minibatch std group size', metavar='INT',                     type=click.IntRange(min=1), default=4, show_default=True)
+@click.option('--mbstd-group',  help='Minibatch-std group size (clips)', metavar='INT',             type=click.IntRange(min=1), default=4, show_default=True)
 
 # Outputs and settings.
 @click.option('--desc',         help='String to include in the run directory name', metavar='STR', type=str)
@@ -352,9 +352,9 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.option('--grid',         help='Preview grid  [default: 16x8 images at most, 4x2 videos]', metavar='COLSxROWS', callback=parse_grid)
 @click.option('--tick',         help='How often to print progress', metavar='KIMG',                 type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
 @click.option('--snap',         help='How often to save snapshots and previews', metavar='TICKS',   type=click.IntRange(min=1), default=50, show_default=True)
-@click.option('--seed',         help='Random seed', metavar='INT',                                  type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--seed',         help='Seed of every random stream', metavar='INT',                  type=click.IntRange(min=0), default=0, show_default=True)
 @click.option('--fp32',         help='Disable mixed precision', metavar='BOOL',                     type=bool, default=False, show_default=True)
-@click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL',                  type=bool, default=False, show_default=True)
+@click.option('--nobench',      help='Turn cuDNN autotuning off', metavar='BOOL',                   type=bool, default=False, show_default=True)
 @click.option('--workers',      help='DataLoader worker processes per GPU, 0 = none  [default: 3, at most the CPU cores - 1]', metavar='INT', type=click.IntRange(min=0))
 @click.option('--export-safe',  help='Also write each snapshot as a weights-only checkpoint (.pt) that loads without running code', is_flag=True)
 @click.option('-n', '--dry-run', help='Print training options and exit',                            is_flag=True)
@@ -374,17 +374,15 @@ def main(**kwargs):
 
     \b
     # Several machines: the same command on each, --gpus = world size.
-    torchrun --nnodes=2 --nproc_per_node=8 --node_rank=<0|1> --master_addr=<host of rank 0> --master_port=29500 \\
+    torchrun --nnodes=2 --nproc_per_node=8 --node_rank=<0|1> --master_addr=<rank 0's host> --master_port=29500 \\
         train_video.py --cfg=stylegan3-t --data=ytb_256.zip --gpus=16 --batch=64
     """
     opts = dnnlib.EasyDict(kwargs)
     stages, desc = configure(opts)
     try:
         training_loop_ext.launch(list(stages.values()), opts.gpus, run_dir_opener(opts.outdir, desc, stages, opts.gpus, opts.dry_run))
-    except (training_loop_ext.TrainingStopped, OSError) as err: # An OSError from a DataLoader worker carries its traceback: the last line says why.
-        raise click.ClickException(str(err).strip().splitlines()[-1])
-    except torch.multiprocessing.ProcessRaisedException as err: # A spawned process failed; its traceback is in log.txt / above.
-        raise click.ClickException(str(err).strip().splitlines()[-1])
+    except (training_loop_ext.TrainingStopped, OSError, torch.multiprocessing.ProcessRaisedException) as err:
+        raise click.ClickException(str(err).strip().splitlines()[-1]) # A DataLoader worker's OSError or a spawned process's error ends in its traceback.
     except torch.multiprocessing.ProcessExitedException as err:
         raise click.ClickException(str(err))
     except Exception as err: # pylint: disable=broad-except # A failure printed with its traceback by run_stages: end with one line.

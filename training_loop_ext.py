@@ -379,10 +379,10 @@ def build_networks(training_set, G_kwargs, D_kwargs, snapshot):
 
 def build_augment_pipe(augment_kwargs, augment_p, ada_target, snapshot):
     """The augmentation pipe (None when augmentation is off); p continues from a snapshot of the same pipe."""
-    if augment_kwargs is None or (augment_p <= 0 and ada_target is None):
+    if augment_kwargs is None or not (augment_p > 0 or ada_target is not None):
         return None
     augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False)
-    augment_pipe.p.copy_(torch.as_tensor(augment_p))
+    augment_pipe.p.fill_(float(augment_p))
     if snapshot is not None and snapshot.get('augment_pipe') is not None:
         augment_pipe.p.copy_(snapshot['augment_pipe'].p)
     return augment_pipe
@@ -392,8 +392,8 @@ def broadcast_from_rank0(modules, num_gpus):
     if is_multiprocess(num_gpus):
         for module in modules:
             if module is not None:
-                for tensor in misc.params_and_buffers(module):
-                    torch.distributed.broadcast(tensor, src=0)
+                for value in misc.params_and_buffers(module):
+                    torch.distributed.broadcast(value, src=0)
 
 def print_summaries(G, D, frames, device):
     """Layer tables of G and D, run on one zero clip per mbstd group."""
@@ -413,24 +413,17 @@ def print_summaries(G, D, frames, device):
 
 def make_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval):
     """Training phases and the optimizers {'G': ..., 'D': ...}. A network without lazy regularisation has one phase
-    '<X>both'; with it, '<X>main' every step and '<X>reg' every reg_interval steps, sharing one optimizer whose lr and
-    betas are scaled by r = interval / (interval + 1) because it steps r^-1 times as often (StyleGAN2, App. B)."""
+    '<X>both'; with it, '<X>main' every step and '<X>reg' every `interval` steps, sharing one optimizer that therefore
+    steps (interval + 1) / interval times as often, so its lr and betas are scaled to compensate (StyleGAN2, App. B)."""
     phases, optimizers = [], {}
-    for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
-        opt_kwargs = dnnlib.EasyDict(opt_kwargs)
+    for net, module, opt_kwargs, interval in (('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)):
+        scale = 1 if interval is None else interval / (interval + 1)
+        kwargs = dict(opt_kwargs, lr=opt_kwargs['lr'] * scale)
         if 'betas' in opt_kwargs:
-            opt_kwargs.betas = [float(beta) for beta in opt_kwargs.betas]
-        if reg_interval is None:
-            optimizers[name] = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
-            phases.append(dnnlib.EasyDict(name=f'{name}both', module=module, opt=optimizers[name], interval=1))
-            continue
-        r = reg_interval / (reg_interval + 1)
-        opt_kwargs.lr *= r
-        if 'betas' in opt_kwargs:
-            opt_kwargs.betas = [beta ** r for beta in opt_kwargs.betas]
-        optimizers[name] = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
-        phases.append(dnnlib.EasyDict(name=f'{name}main', module=module, opt=optimizers[name], interval=1))
-        phases.append(dnnlib.EasyDict(name=f'{name}reg', module=module, opt=optimizers[name], interval=reg_interval))
+            kwargs['betas'] = [float(beta) ** scale for beta in opt_kwargs['betas']] # Floats: current torch rejects a mixed [0, 0.99].
+        optimizers[net] = dnnlib.util.construct_class_by_name(params=module.parameters(), **kwargs)
+        schedule = [('both', 1)] if interval is None else [('main', 1), ('reg', interval)]
+        phases += [dnnlib.EasyDict(name=net + part, module=module, opt=optimizers[net], interval=every) for part, every in schedule]
     return phases, optimizers
 
 def average_gradients(module, num_gpus):
@@ -476,10 +469,10 @@ def ema_beta(cur_nimg, step_nimg, ema_kimg, ema_rampup):
 def update_ema(G, G_ema, beta):
     """G_ema <- beta * G_ema + (1 - beta) * G for parameters (paired by position); buffers copied from G."""
     with torch.no_grad():
-        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-            p_ema.lerp_(p, 1 - beta)
-        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-            b_ema.copy_(b)
+        for average, live in zip(G_ema.parameters(), G.parameters()):
+            average.lerp_(live, 1 - beta)
+        for average, live in zip(G_ema.buffers(), G.buffers()):
+            average.copy_(live)
 
 class AdaptiveAugment:
     """ADA (Karras et al. 2020, §3): every `interval` steps, p rises when E[sign(D(real))] since the previous
@@ -771,7 +764,7 @@ def metric_value(results, metric):
 #----------------------------------------------------------------------------
 
 def training_loop(
-    run_dir                 = '.',      # Output directory.
+    run_dir                 = '.',      # Run directory: snapshots, training states, previews, stats, log.
     training_set_kwargs     = {},       # Clip dataset (svc_plugin.dataset.VideoFramesFolderDataset kwargs, frames included).
     data_loader_kwargs      = {},       # torch.utils.data.DataLoader options (num_workers, pin_memory, prefetch_factor).
     G_kwargs                = {},       # Generator: networks_stylegan3.Generator (image stage) or VideoGenerator.
@@ -812,10 +805,8 @@ def training_loop(
     device = process_device(torch.cuda.current_device() if torch.cuda.is_available() else 0)
     rnd = seed_everything(random_seed * num_gpus + rank)
     torch.backends.cudnn.benchmark = cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    conv2d_gradfix.enabled = True
-    grid_sample_gradfix.enabled = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False # Full float32 precision.
+    conv2d_gradfix.enabled = grid_sample_gradfix.enabled = True # Double backward for R1.
     for metric in metrics: # Names of the general form fvd<videos>_<frames>f exist once registered, in every process.
         if not metric_main.is_valid_metric(metric) and not svc_plugin.metrics.fvd.register_fvd_metric(metric):
             raise ValueError(f'unknown metric {metric!r}')
@@ -870,17 +861,15 @@ def training_loop(
         previews = Previews(run_dir, training_set, G.z_dim, frames, preview_grid or ((4, 2) if frames > 1 else (16, 8)), preview_frames, batch_gpu, random_seed, device)
         previews.save_reals(training_set)
         previews.save(G_ema, '_init')
-    stats_collector = training_stats.Collector(regex='.*')
-    stats_collector.update() # Forget what an earlier stage in this process reported.
-    stats_jsonl = os.path.join(run_dir, 'stats.jsonl')
+    tick_stats = training_stats.Collector(regex='.*')
+    tick_stats.update() # Forget what an earlier stage in this process reported.
     last = dnnlib.EasyDict(snapshot_pkl=resume_pkl, cur_nimg=cur_nimg)
 
     if rank == 0:
         print(f'Training from kimg {cur_nimg / 1000:.3f} to {end_nimg / 1000:.3f} (frames)...\n')
     step_nimg = batch_size * frames
-    tick_start_nimg = cur_nimg
-    tick_start_time = time.time()
-    maintenance_sec = tick_start_time - start_time
+    tick = dnnlib.EasyDict(first_nimg=cur_nimg, began=time.time()) # The tick under way.
+    tick.maintenance_sec = tick.began - start_time # Set-up, then each tick's snapshot, previews and metrics.
     while True:
         # One step: real clips, one draw of generator inputs per phase, every phase due, G_ema, ADA.
         reals = real_clips(clip_stream, frames, batch_gpu, device)
@@ -894,17 +883,17 @@ def training_loop(
 
         # A tick ends after the first step, then every kimg_per_tick.
         done = (cur_nimg >= end_nimg)
-        if not done and cur_nimg < tick_start_nimg + kimg_per_tick * 1000 and not (fresh_start and cur_tick == 0):
+        if not done and cur_nimg < tick.first_nimg + kimg_per_tick * 1000 and not (fresh_start and cur_tick == 0):
             continue
-        tick_end_time = time.time()
-        status = report_tick(cur_tick, cur_nimg, end_nimg, cur_nimg - tick_start_nimg, tick_end_time - tick_start_time,
-            tick_end_time - start_time, maintenance_sec, augment_pipe, device)
+        tick.ended = time.time()
+        status = report_tick(cur_tick, cur_nimg, end_nimg, cur_nimg - tick.first_nimg, tick.ended - tick.began,
+            tick.ended - start_time, tick.maintenance_sec, augment_pipe, device)
         if rank == 0:
             print(status)
-        stats_collector.update()
-        stats = stats_collector.as_dict()
+        tick_stats.update()
+        stats = tick_stats.as_dict()
         if rank == 0:
-            append_jsonl(stats_jsonl, dict(stats, timestamp=time.time()))
+            append_jsonl(os.path.join(run_dir, 'stats.jsonl'), dict(stats, timestamp=time.time()))
         bad = find_non_finite(stats, dict(G=G, D=D, G_ema=G_ema))
         if bad is not None:
             raise TrainingStopped(f'{bad} is NaN/Inf at tick {cur_tick} (kimg {cur_nimg / 1000:.3f}): stopped without writing a snapshot. '
@@ -918,9 +907,8 @@ def training_loop(
             last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, export_safe, num_gpus, rank, device)
 
         cur_tick += 1
-        tick_start_nimg = cur_nimg
-        tick_start_time = time.time()
-        maintenance_sec = tick_start_time - tick_end_time
+        now = time.time()
+        tick = dnnlib.EasyDict(first_nimg=cur_nimg, began=now, maintenance_sec=now - tick.ended)
         if done:
             break
 
