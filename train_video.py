@@ -18,6 +18,7 @@ from svc_plugin import checkpoint
 from svc_plugin import demo
 from svc_plugin.metrics import fvd
 from svc_plugin.metrics import i3d
+from svc_plugin.metrics import video_metrics
 
 PAPER_RESOLUTION = 256                              # The paper's R1 weights hold at this resolution ...
 PAPER_GAMMA = dict(image=0.5, video=8.0)            # ... and scale with the number of pixels elsewhere.
@@ -65,8 +66,9 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
     is_sg2 = (opts.cfg == 'stylegan2')
     video = (stage == 'video')
     frames = opts.frames if video else 1
-    c = dnnlib.EasyDict(frames=frames, batch_size=opts.batch, batch_gpu=opts.batch_gpu, metrics=opts.metrics if video else [],
-        best_metric=opts.best_metric if video else None, total_kimg=kimg, kimg_per_tick=opts.tick, random_seed=opts.seed,
+    measured = video or opts.stage == 'image' # With --stage=both, the metrics are of the video stage.
+    c = dnnlib.EasyDict(frames=frames, batch_size=opts.batch, batch_gpu=opts.batch_gpu, metrics=opts.metrics if measured else [],
+        best_metric=opts.best_metric if measured else None, total_kimg=kimg, kimg_per_tick=opts.tick, random_seed=opts.seed,
         image_snapshot_ticks=opts.snap, network_snapshot_ticks=opts.snap, preview_grid=opts.grid)
     c.training_set_kwargs, _name = dataset_kwargs(opts, frames)
     workers = min(3, max((os.cpu_count() or 1) - 1, 1)) if opts.workers is None else opts.workers
@@ -225,14 +227,18 @@ def fvd_computable():
     return True
 
 def check_metrics(opts):
-    """--metrics: 'auto' = fvd16 when it can be computed (see fvd_computable), else none; names must be known."""
+    """--metrics: 'auto' = fvd16 for a video stage when it can be computed (see fvd_computable), else none; names must
+    be known, and those of videos (FVD, smoothness) need a video stage."""
     if opts.metrics == 'auto':
-        opts.metrics = ['fvd16'] if fvd_computable() else []
+        opts.metrics = ['fvd16'] if opts.stage != 'image' and fvd_computable() else []
     else:
         opts.metrics = [] if opts.metrics in ('', 'none') else opts.metrics.split(',')
-    unknown = [m for m in opts.metrics if not metric_main.is_valid_metric(m) and not fvd.register_fvd_metric(m)]
+    unknown = [m for m in opts.metrics if not video_metrics.is_valid_metric(m)]
     if unknown:
         raise click.ClickException(f'--metrics: unknown {", ".join(unknown)}; valid: {", ".join(metric_main.list_valid_metrics())}, fvd<videos>_<frames>f[_subsample<k>f]')
+    of_videos = [m for m in opts.metrics if video_metrics.needs_video_generator(m)]
+    if opts.stage == 'image' and of_videos:
+        raise click.ClickException(f'--metrics: {", ".join(of_videos)} measure videos; the image stage has none (--stage=video or both)')
     if opts.best_metric is None:
         opts.best_metric = opts.metrics[0] if opts.metrics else None
     elif opts.best_metric not in opts.metrics:

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 import svc_plugin # Puts the upstream layer on sys.path.
-import svc_plugin.metrics.fvd # Registers the fvd* metrics with metric_main. pylint: disable=unused-import
 import dnnlib
 from metrics import metric_main
 from torch_utils import misc
@@ -39,6 +38,7 @@ from training.training_loop import save_image_grid
 from training.training_loop import setup_snapshot_image_grid
 from svc_plugin import checkpoint
 from svc_plugin import video_io
+from svc_plugin.metrics import video_metrics # Registers FVD, FID over frames and smoothness with metric_main.
 from svc_plugin.dataset import sample_clip_times
 
 try:
@@ -808,7 +808,7 @@ def training_loop(
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False # Full float32 precision.
     conv2d_gradfix.enabled = grid_sample_gradfix.enabled = True # Double backward for R1.
     for metric in metrics: # Names of the general form fvd<videos>_<frames>f exist once registered, in every process.
-        if not metric_main.is_valid_metric(metric) and not svc_plugin.metrics.fvd.register_fvd_metric(metric):
+        if not video_metrics.is_valid_metric(metric):
             raise ValueError(f'unknown metric {metric!r}')
     if best_metric is not None and best_metric not in metrics:
         raise ValueError(f'best_metric={best_metric!r} is not one of the metrics {metrics}')

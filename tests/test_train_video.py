@@ -224,6 +224,7 @@ def write_zip(path, size, num_videos=2, num_frames=4):
 BAD_OPTIONS = [ # (name, options, expected part of the one-line message)
     ('unknown cfg',             ['--cfg=stylegan4'],                        "Invalid value for '--cfg'"),
     ('unknown metric',          ['--metrics=fvd16,fid_nope'],               '--metrics: unknown fid_nope'),
+    ('video metric of images',  ['--stage=image', '--metrics=fvd16'],       '--metrics: fvd16 measure videos; the image stage has none'),
     ('zero frames',             ['--frames=0'],                             "Invalid value for '--frames'"),
     ('negative batch',          ['--batch=-4'],                             "Invalid value for '--batch'"),
     ('batch vs processes',      ['--batch=5', '--gpus=2'],                  '--batch=5 must be a multiple of the 2 processes'),
