@@ -183,6 +183,12 @@ def join_process_group(rank, num_gpus, local_rank, local_world_size, init_method
         torch.distributed.init_process_group(backend, init_method=init_method, rank=rank, world_size=num_gpus, timeout=PROCESS_GROUP_TIMEOUT)
         training_stats.init_multiprocessing(rank=rank, sync_device=device)
 
+def wait_for_all_ranks():
+    """After a successful run only (a failed rank would leave the others waiting): a rank that tears down its connections
+    while another still finishes its last step can take a process down at exit (gloo aborts in a C++ destructor)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
 def leave_process_group():
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -213,6 +219,7 @@ def spawned_process(rank, num_gpus, run_dir, stages, init_method):
     join_process_group(rank, num_gpus, local_rank=rank, local_world_size=num_gpus, init_method=init_method)
     try:
         run_stages(rank, num_gpus, run_dir, stages)
+        wait_for_all_ranks()
     finally:
         leave_process_group()
 
@@ -230,6 +237,7 @@ def launch(stages, num_gpus, open_run_dir):
                 torch.distributed.broadcast_object_list(run_dir, src=0)
             if run_dir[0] is not None:
                 run_stages(world.rank, num_gpus, run_dir[0], stages)
+            wait_for_all_ranks()
         finally:
             leave_process_group()
         return

@@ -191,8 +191,10 @@ def launch_processes(fn, args, num_gpus):
 #----------------------------------------------------------------------------
 
 def close_process_group(num_gpus):
-    """Leave the process group that init_process_group joined, so that NCCL / gloo shut down before the process exits."""
+    """Leave the process group that init_process_group joined, so that NCCL / gloo shut down before the process exits;
+    after a barrier, so that no rank tears its connections down while another still uses them."""
     if is_distributed(num_gpus):
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 #----------------------------------------------------------------------------
