@@ -72,25 +72,8 @@ def compute_fvd_metric(opts, name):
     fvd, num_real_videos = compute_fvd(opts, **protocol)
     return {name: fvd, 'num_real_videos': num_real_videos}
 
-@metric_main.register_metric
-def fvd2048_16f(opts):
-    return compute_fvd_metric(opts, 'fvd2048_16f')
-
-@metric_main.register_metric
-def fvd16(opts):
-    return compute_fvd_metric(opts, 'fvd16')
-
-@metric_main.register_metric
-def fvd2048_128f(opts):
-    return compute_fvd_metric(opts, 'fvd2048_128f')
-
-@metric_main.register_metric
-def fvd128(opts):
-    return compute_fvd_metric(opts, 'fvd128')
-
-@metric_main.register_metric
-def fvd2048_128f_subsample8f(opts):
-    return compute_fvd_metric(opts, 'fvd2048_128f_subsample8f')
+for _name in ('fvd2048_16f', 'fvd16', 'fvd2048_128f', 'fvd128', 'fvd2048_128f_subsample8f'): # The published names, always listed.
+    register_fvd_metric(_name)
 
 #----------------------------------------------------------------------------
 
