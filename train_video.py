@@ -15,6 +15,7 @@ import dnnlib
 import training_loop_ext
 from metrics import metric_main
 from svc_plugin import checkpoint
+from svc_plugin import fileio
 from svc_plugin import demo
 from svc_plugin.metrics import fvd
 from svc_plugin.metrics import i3d
@@ -306,7 +307,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
             print('Dry run; exiting.')
             return None
         os.makedirs(run_dir)
-        training_loop_ext.write_bytes_atomically(os.path.join(run_dir, 'training_options.json'), options.encode())
+        fileio.write_bytes_atomically(os.path.join(run_dir, 'training_options.json'), options.encode())
         return run_dir
     return open_run_dir
 

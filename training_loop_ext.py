@@ -11,7 +11,6 @@ and restored on resume, preview videos, video metrics with a kept best snapshot,
 import copy
 import datetime
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -37,6 +36,7 @@ from torch_utils.ops import grid_sample_gradfix
 from training.training_loop import save_image_grid
 from training.training_loop import setup_snapshot_image_grid
 from svc_plugin import checkpoint
+from svc_plugin import fileio
 from svc_plugin import video_io
 from svc_plugin.metrics import video_metrics # Registers FVD, FID over frames and smoothness with metric_main.
 from svc_plugin.dataset import sample_clip_times
@@ -58,49 +58,7 @@ class TrainingStopped(Exception):
 #----------------------------------------------------------------------------
 # Files. Everything goes to <name>.tmp<pid> first and is renamed, so a SIGKILL never leaves a partial file.
 
-def replace_together(writes, suffix=''):
-    """For each (path, write): call write(tmp_path) and flush the file to disk; then rename them all onto their paths,
-    in order. The renames come last, together, so a failure or a kill while writing leaves every final name as it was,
-    and no temporary file outlives a failure. A failed write is an OSError whose message names the file (disk full, ...)."""
-    tmp_paths = [f'{path}.tmp{os.getpid()}{suffix}' for path, _write in writes]
-    try:
-        for (path, write), tmp_path in zip(writes, tmp_paths):
-            try:
-                write(tmp_path)
-                with open(tmp_path, 'rb') as f:
-                    os.fsync(f.fileno())
-            except OSError as err:
-                raise write_error(path, err) from err
-        for (path, _write), tmp_path in zip(writes, tmp_paths):
-            os.replace(tmp_path, path)
-    finally:
-        for tmp_path in tmp_paths:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
-
-def write_error(path, err):
-    """The one-line error of a failed write: which file, why, and that what was written before is untouched."""
-    return OSError(f'cannot write {path}: {err.strerror or err} (files written before are intact; free some space, '
-        f'then continue with --resume=latest)')
-
-def replace_atomically(path, write, suffix=''):
-    """replace_together for one file; `suffix` ends the temporary name (e.g. '.png', for writers that go by the extension)."""
-    replace_together([(path, write)], suffix)
-
-def bytes_writer(data):
-    def write(tmp_path):
-        with open(tmp_path, 'wb') as f:
-            f.write(data)
-    return write
-
-def torch_writer(obj):
-    """A writer of torch.save(obj), serialised in memory first: torch's own file writer turns a full disk into a RuntimeError."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return bytes_writer(buffer.getbuffer())
-
-def write_bytes_atomically(path, data):
-    replace_atomically(path, bytes_writer(data))
+RESUME_HINT = ' (files written before are intact; free some space, then continue with --resume=latest)'
 
 def append_jsonl(path, record):
     """Append one JSON line in a single write; earlier lines are never rewritten."""
@@ -128,16 +86,9 @@ def load_training_state(snapshot_pkl):
         state = torch.load(state_path, map_location='cpu', weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError): # Truncated or foreign: no state.
         return None
-    if not isinstance(state, dict) or state.get('format') != STATE_FORMAT or state['snapshot_sha256'] != file_sha256(snapshot_pkl):
+    if not isinstance(state, dict) or state.get('format') != STATE_FORMAT or state['snapshot_sha256'] != fileio.file_sha256(snapshot_pkl):
         return None
     return state
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 def find_latest_snapshot(outdir):
     """The newest network-snapshot-*.pkl that has a matching training state, searching the run directories of
@@ -609,7 +560,7 @@ class Previews:
 
 def save_png_grid(images, path, drange, grid):
     """Upstream's save_image_grid, under a temporary name ending in .png (PIL picks the format by the extension)."""
-    replace_atomically(path, lambda tmp_path: save_image_grid(images, tmp_path, drange=drange, grid_size=grid), suffix='.png')
+    fileio.replace_atomically(path, lambda tmp_path: save_image_grid(images, tmp_path, drange=drange, grid_size=grid), suffix='.png', hint=RESUME_HINT)
 
 #----------------------------------------------------------------------------
 # Ticks: progress line, statistics.
@@ -704,7 +655,8 @@ def write_snapshot(snapshot_pkl, snapshot_bytes, state):
     """The state and the pickle it describes (by hash), both written in full before either is renamed, the state first:
     a pickle under its final name always has its state, a kill while writing leaves the previous pair, and only a kill
     between the two renames of a snapshot replacing one of the same name leaves an old pickle without its state."""
-    replace_together([(state_path_of(snapshot_pkl), torch_writer(state)), (snapshot_pkl, bytes_writer(snapshot_bytes))])
+    fileio.replace_together([(state_path_of(snapshot_pkl), fileio.torch_writer(state)), (snapshot_pkl, fileio.bytes_writer(snapshot_bytes))],
+        hint=RESUME_HINT)
 
 def write_weights_only(snapshot_pkl, snapshot):
     """network-snapshot-NNNNNN.pt beside the pickle: the same networks as a weights-only checkpoint (svc_plugin.checkpoint)."""
@@ -712,7 +664,7 @@ def write_weights_only(snapshot_pkl, snapshot):
     try:
         checkpoint.save_weights(path, snapshot)
     except OSError as err:
-        raise write_error(path, err) from err
+        raise OSError(f'{err}{RESUME_HINT}') from err
 
 def evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, device):
     """{result name: value} of every metric on the snapshot's G_ema; rank 0 appends them to metric-<name>.jsonl."""
@@ -746,8 +698,8 @@ def save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, expo
         if best['metric'] is not None and (best['value'] is None or metric_value(results, best['metric']) < best['value']):
             progress.best = dict(best, value=metric_value(results, best['metric']), path=best_pkl_path(run_dir, best['metric']))
             if rank == 0:
-                write_bytes_atomically(progress.best['path'], snapshot_bytes)
-                replace_atomically(state_path_of(snapshot_pkl), torch_writer(dict(state, best=progress.best)))
+                fileio.write_bytes_atomically(progress.best['path'], snapshot_bytes, hint=RESUME_HINT)
+                fileio.replace_atomically(state_path_of(snapshot_pkl), fileio.torch_writer(dict(state, best=progress.best)), hint=RESUME_HINT)
     return dnnlib.EasyDict(snapshot_pkl=snapshot_pkl, cur_nimg=progress.cur_nimg)
 
 def best_pkl_path(run_dir, metric):
@@ -757,7 +709,7 @@ def keep_best_copy(best, run_dir):
     """A resumed run starts with a copy of the best snapshot so far (kept by the run it resumes) in its own directory."""
     path = best_pkl_path(run_dir, best['metric'])
     if best['path'] is not None and os.path.isfile(best['path']) and best['path'] != path:
-        replace_atomically(path, lambda tmp_path: shutil.copyfile(best['path'], tmp_path))
+        fileio.replace_atomically(path, lambda tmp_path: shutil.copyfile(best['path'], tmp_path), hint=RESUME_HINT)
         best['path'] = path
 
 def metric_value(results, metric):

@@ -6,9 +6,7 @@ each network's state dict and a JSON config naming one of the project's own clas
 constructor arguments, so `torch.load(weights_only=True)` reads it and no code travels with it.
 """
 
-import io
 import json
-import os
 import pickle
 import pickletools
 import zipfile
@@ -18,6 +16,7 @@ import torch
 
 import dnnlib
 import legacy
+from svc_plugin import fileio
 
 FORMAT = 'stylesv-weights-1'
 NETWORK_KEYS = ('G', 'D', 'G_ema', 'augment_pipe')
@@ -72,18 +71,7 @@ def save_weights(path, snapshot):
         if module is not None:
             config['networks'][key] = module_config(module)
             tensors[key] = {name: value.detach().cpu() for name, value in module.state_dict().items()}
-    data = io.BytesIO()
-    torch.save(dict(config=json.dumps(config), tensors=tensors), data) # In memory: torch's file writer turns a full disk into a RuntimeError.
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data.getbuffer())
-            f.flush()
-            os.fsync(f.fileno()) # On disk before the rename, so that a crash leaves the old file or the new one.
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    fileio.replace_atomically(path, fileio.torch_writer(dict(config=json.dumps(config), tensors=tensors)))
 
 def load_weights(f, device='cpu'):
     """Rebuild the networks of a weights-only checkpoint (a file object) from the project's own classes."""
@@ -198,7 +186,7 @@ def main(source, dest):
     except NetworkLoadError as err:
         raise click.ClickException(str(err))
     except OSError as err:
-        raise click.ClickException(f'cannot write {dest}: {err.strerror or err}')
+        raise click.ClickException(str(err))
     print(f'wrote {dest}')
 
 if __name__ == '__main__':

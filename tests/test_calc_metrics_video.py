@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import calc_metrics_video
-from svc_plugin.metrics import fvd
+from svc_plugin import fileio
 from svc_plugin.metrics import smoothness
 from training import networks_stylegan3
 from tests import video_metric_fixtures as fx
@@ -69,7 +69,7 @@ def test_end_to_end_prints_results_and_appends_json_lines(run):
     assert line['snapshot_pkl'] == 'network-snapshot-000000.pkl' and line['data'] == run['data']
     assert line['seed'] == 3 and line['motion'] == 'bspline'
     protocol = line['protocol']
-    assert protocol['detector_sha256'] == fvd.file_sha256(run['i3d']) and protocol['detector'] == run['i3d']
+    assert protocol['detector_sha256'] == fileio.file_sha256(run['i3d']) and protocol['detector'] == run['i3d']
     assert (protocol['videos'], protocol['frames'], protocol['subsample'], protocol['real_clip_seed']) == (4, 8, 1, 0)
     assert 'sorted order' in protocol['real_clips'] and 't = 0' in protocol['generated_clips']
 

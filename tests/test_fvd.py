@@ -11,6 +11,7 @@ import torch
 import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
+from svc_plugin import fileio
 from svc_plugin.metrics import frame_fid
 from svc_plugin.metrics import frechet
 from svc_plugin.metrics import fvd
@@ -175,8 +176,8 @@ def test_cache_key_changes_with_dataset_protocol_and_detector(tmp_path):
 def test_detector_hash_is_the_file_hash(tmp_path):
     path = fx.save_video_detector(tmp_path / 'other.pt', seed=1)
     detector = torch.jit.load(path)
-    assert fvd.detector_sha256(detector, path) == fvd.file_sha256(path)
-    assert fvd.file_sha256(path) != fvd.file_sha256(os.environ[fvd.I3D_ENV])
+    assert fvd.detector_sha256(detector, path) == fileio.file_sha256(path)
+    assert fileio.file_sha256(path) != fileio.file_sha256(os.environ[fvd.I3D_ENV])
 
 #----------------------------------------------------------------------------
 # FID over frames.

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import training_loop_ext
+from svc_plugin import fileio
 from svc_plugin import demo
 from svc_plugin.dataset import VideoFramesFolderDataset
 from training import loss as upstream_loss
@@ -157,7 +158,7 @@ def test_failed_write_leaves_neither_a_final_nor_a_temporary_file(tmp_path):
             f.write(b'partial')
         raise OSError('No space left on device')
     with pytest.raises(OSError):
-        training_loop_ext.replace_atomically(str(tmp_path / 'network-snapshot-000001.pkl'), write)
+        fileio.replace_atomically(str(tmp_path / 'network-snapshot-000001.pkl'), write)
     assert os.listdir(tmp_path) == []
 
 #----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import torch
 import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
+from svc_plugin import fileio
 from svc_plugin.metrics import frechet
 from svc_plugin.metrics import i3d
 
@@ -138,21 +139,13 @@ def detector_record():
 def detector_sha256(detector, location):
     """Hash of what makes the features: the file's bytes, or for the port its module source and weights."""
     if location is not None:
-        return file_sha256(location)
+        return fileio.file_sha256(location)
     h = hashlib.sha256()
     with open(inspect.getsourcefile(type(detector)), 'rb') as f:
         h.update(f.read())
     for name, tensor in list(detector.named_parameters()) + list(detector.named_buffers()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-def file_sha256(location):
-    """sha256 of a local file or of a URL's (cached) download."""
-    h = hashlib.sha256()
-    with dnnlib.util.open_url(location, verbose=False) as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
     return h.hexdigest()
 
 def to_detector_input(clips):
@@ -270,14 +263,10 @@ def load_cached_stats(cache_file, key):
 def save_cached_stats(cache_file, key, mean, cov, num_videos):
     """Write to a temporary name beside the target, then rename: readers never see a partial file."""
     os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-    tmp = f'{cache_file}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:
+    def write(tmp_path):
+        with open(tmp_path, 'wb') as f:
             np.savez(f, key=np.array(key), mean=mean, cov=cov, num_videos=np.array(num_videos))
-        os.replace(tmp, cache_file)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    fileio.replace_atomically(cache_file, write)
 
 def broadcast_flag(flag, opts):
     """Rank 0's boolean, on every rank."""

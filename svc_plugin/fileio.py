@@ -1,0 +1,64 @@
+"""Files that a kill, a crash or a full disk never leave half-written.
+
+Everything goes to `<name>.tmp<pid>` first, is flushed to disk, and is renamed onto its final name
+only when complete: a final name holds either its previous content or the new one, never a part.
+"""
+
+import hashlib
+import io
+import os
+
+import torch
+
+import dnnlib
+
+#----------------------------------------------------------------------------
+
+def replace_together(writes, suffix='', hint=''):
+    """For each (path, write): call write(tmp_path) and flush the file to disk; then rename them all onto their paths,
+    in order. The renames come last, together, so a failure while writing leaves every final name as it was, and no
+    temporary file outlives a failure. A failed write is an OSError of one line naming the file, then `hint`."""
+    tmp_paths = [f'{path}.tmp{os.getpid()}{suffix}' for path, _write in writes]
+    try:
+        for (path, write), tmp_path in zip(writes, tmp_paths):
+            try:
+                write(tmp_path)
+                with open(tmp_path, 'rb') as f:
+                    os.fsync(f.fileno())
+            except OSError as err:
+                raise OSError(f'cannot write {path}: {err.strerror or err}{hint}') from err
+        for (path, _write), tmp_path in zip(writes, tmp_paths):
+            os.replace(tmp_path, path)
+    finally:
+        for tmp_path in tmp_paths:
+            if os.path.exists(tmp_path):
+                os.remove(tmp_path)
+
+def replace_atomically(path, write, suffix='', hint=''):
+    """replace_together for one file; `suffix` ends the temporary name (e.g. '.png', for writers that go by the extension)."""
+    replace_together([(path, write)], suffix=suffix, hint=hint)
+
+def bytes_writer(data):
+    def write(tmp_path):
+        with open(tmp_path, 'wb') as f:
+            f.write(data)
+    return write
+
+def torch_writer(obj):
+    """A writer of torch.save(obj), serialised in memory first: torch's own file writer turns a full disk into a RuntimeError."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return bytes_writer(buffer.getbuffer())
+
+def write_bytes_atomically(path, data, hint=''):
+    replace_atomically(path, bytes_writer(data), hint=hint)
+
+#----------------------------------------------------------------------------
+
+def file_sha256(location):
+    """sha256 of a local file or of a URL's (cached) download."""
+    digest = hashlib.sha256()
+    with dnnlib.util.open_url(location, verbose=False) as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
