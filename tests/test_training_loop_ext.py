@@ -114,6 +114,12 @@ def test_a_failing_rank_ends_every_process_promptly_with_an_error(tmp_path, data
     assert exit_time - float((tmp_path / 'failed-at').read_text()) < 60 # Rank 0 did not wait for the rest of its 1 kimg.
     assert not any(name.startswith('network-snapshot-') and name != 'network-snapshot-000000.pkl' for name in os.listdir(tmp_path))
 
+def test_a_finished_worker_exits_with_its_output_flushed_and_no_teardown():
+    code = ('import atexit, training_loop_ext; atexit.register(print, "teardown"); print("done", end=""); '
+        'training_loop_ext.exit_finished_worker(); print("not reached")') # A pipe buffers "done" until a flush.
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT_DIR, env=WORKER_ENV, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, 'done')
+
 #----------------------------------------------------------------------------
 # Snapshots and their training state.
 

@@ -31,6 +31,7 @@ def subprocess_fn(rank, c, init_file):
     training_loop.init_process_group(rank, c.num_gpus, init_file)
     run_training(rank, c)
     training_loop.close_process_group(c.num_gpus)
+    training_loop.exit_worker_process(c.num_gpus)
 
 #----------------------------------------------------------------------------
 
@@ -112,6 +113,7 @@ def launch_under_torchrun(c, desc, outdir, dry_run, rank):
     if c.run_dir is not None:
         run_training(rank, c)
     training_loop.close_process_group(c.num_gpus)
+    training_loop.exit_worker_process(c.num_gpus)
 
 #----------------------------------------------------------------------------
 
