@@ -262,6 +262,8 @@ def check_options(opts):
         raise click.ClickException(f'--max-dist={opts.max_dist} cannot hold clips of --frames={opts.frames} frames (needs >= {opts.frames - 1})')
     if opts.motion_dist < 1:
         raise click.ClickException('--motion-dist must be at least 1 frame')
+    if opts.stage == 'both' and opts.kimg < 1: # Its last snapshot would take the name of the image stage's (whole kimg).
+        raise click.ClickException(f'--kimg={opts.kimg:g}: with --stage=both the video stage trains at least 1 kimg, so that its snapshots keep the image stage\'s')
     check_outdir(opts.outdir)
     check_processes(opts)
     check_metrics(opts)

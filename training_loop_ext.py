@@ -71,6 +71,11 @@ def append_jsonl(path, record):
 def snapshot_pkl_path(run_dir, cur_nimg):
     return os.path.join(run_dir, f'network-snapshot-{cur_nimg // 1000:06d}.pkl')
 
+def replaces_starting_snapshot(run_dir, cur_nimg, resume_pkl):
+    """Snapshots are named by whole kimg, so in the first kimg of a stage that continues the previous stage's count in
+    the same run directory (--stage=both), a snapshot would overwrite the one the stage started from."""
+    return resume_pkl is not None and os.path.abspath(snapshot_pkl_path(run_dir, cur_nimg)) == os.path.abspath(resume_pkl)
+
 def state_path_of(snapshot_pkl):
     """training-state-NNNNNN.pt beside network-snapshot-NNNNNN.pkl."""
     folder, name = os.path.split(snapshot_pkl)
@@ -873,7 +878,12 @@ def training_loop(
         first_tick = (cur_tick == 0 and fresh_start)
         if rank == 0 and image_snapshot_ticks is not None and (done or first_tick or (cur_tick > 0 and cur_tick % image_snapshot_ticks == 0)):
             previews.save(G_ema, f'{cur_nimg // 1000:06d}')
-        if done or first_tick or (network_snapshot_ticks is not None and cur_tick > 0 and cur_tick % network_snapshot_ticks == 0):
+        snapshot_due = done or first_tick or (network_snapshot_ticks is not None and cur_tick > 0 and cur_tick % network_snapshot_ticks == 0)
+        if snapshot_due and not done and replaces_starting_snapshot(run_dir, cur_nimg, resume_pkl):
+            snapshot_due = False # The previous stage's result stays; this stage's next snapshot gets a name of its own.
+            if rank == 0:
+                print(f'No snapshot at kimg {cur_nimg / 1000:.3f}: it would replace {os.path.basename(resume_pkl)}, where this stage started.')
+        if snapshot_due:
             progress.update(cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx)
             last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, export_safe, num_gpus, rank, device)
 

@@ -233,6 +233,7 @@ BAD_OPTIONS = [ # (name, options, expected part of the one-line message)
     ('grid',                    ['--grid=4by2'],                            "Invalid value for '--grid'"),
     ('best metric',             ['--metrics=none', '--best-metric=fvd16'],  '--best-metric=fvd16 must be one of --metrics'),
     ('stylegan2 video',         ['--cfg=stylegan2', '--stage=video'],       '--cfg=stylegan2 trains images only'),
+    ('video stage under 1 kimg', ['--stage=both', '--kimg=0.5'],            '--kimg=0.5: with --stage=both the video stage trains at least 1 kimg'),
     ('no latest',               ['--resume=latest'],                        '--resume=latest: no snapshot with its training state'),
     ('missing resume',          ['--resume=nothing.pkl'],                   '--resume: network file not found: nothing.pkl'),
 ]

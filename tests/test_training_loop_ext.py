@@ -148,6 +148,13 @@ def test_latest_is_the_newest_complete_snapshot_of_the_newest_run_that_has_one(t
     (tmp_path / '00003-not-a-run').write_text('a file')
     assert training_loop_ext.find_latest_snapshot(str(tmp_path)) == expected
 
+def test_only_a_snapshot_in_the_starting_snapshot_s_kimg_of_the_same_run_would_replace_it(tmp_path):
+    start = str(tmp_path / 'network-snapshot-000001.pkl') # The image stage of --stage=both ended at kimg 1.000.
+    assert training_loop_ext.replaces_starting_snapshot(str(tmp_path), 1792, start)
+    assert not training_loop_ext.replaces_starting_snapshot(str(tmp_path), 2008, start)
+    assert not training_loop_ext.replaces_starting_snapshot(str(tmp_path / 'next-run'), 1792, start) # --resume: a new run directory.
+    assert not training_loop_ext.replaces_starting_snapshot(str(tmp_path), 1792, None)
+
 def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
     rnd = training_loop_ext.seed_everything(123)
     torch.save(training_loop_ext.capture_rng(rnd), tmp_path / 'rng.pt')
