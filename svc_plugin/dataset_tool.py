@@ -27,6 +27,7 @@ import PIL.Image
 import tqdm
 
 from svc_plugin import demo
+from svc_plugin import fileio
 
 VIDEO_EXTENSIONS = ('.avi', '.mkv', '.mov', '.mp4', '.webm')
 MAX_VIDEO_FRAMES = 10**6    # Frames kept per source video: frame names have 6 digits.
@@ -281,7 +282,7 @@ class DatasetWriter:
 
     def __init__(self, dest):
         self.dest = dest
-        self.tmp = f'{dest}.tmp{os.getpid()}'
+        self.tmp = fileio.temporary_path(dest)
         self.zip = zipfile.ZipFile(self.tmp, 'w', compression=zipfile.ZIP_STORED) if dest.lower().endswith('.zip') else None
         if self.zip is None:
             os.makedirs(self.tmp)
@@ -301,7 +302,7 @@ class DatasetWriter:
         else:
             self.zip.writestr('dataset.json', data)
             self.zip.close()
-        os.replace(self.tmp, self.dest)
+        fileio.rename_into_place(self.tmp, self.dest)
 
     def discard(self):
         try:
@@ -309,10 +310,7 @@ class DatasetWriter:
                 self.zip.close()
         except OSError: # Writing the central directory fails on a full disk; the file goes anyway.
             pass
-        if os.path.isdir(self.tmp):
-            shutil.rmtree(self.tmp)
-        elif os.path.exists(self.tmp):
-            os.remove(self.tmp)
+        fileio.discard(self.tmp)
 
 #----------------------------------------------------------------------------
 

@@ -2,11 +2,13 @@
 
 Everything goes to `<name>.tmp<pid>` first, is flushed to disk, and is renamed onto its final name
 only when complete: a final name holds either its previous content or the new one, never a part.
+The streaming writers (videos, datasets) build their output under the same temporary names.
 """
 
 import hashlib
 import io
 import os
+import shutil
 
 import torch
 
@@ -14,11 +16,37 @@ import dnnlib
 
 #----------------------------------------------------------------------------
 
+def temporary_path(path, suffix=''):
+    """Where `path` is written (a file, or a folder built entry by entry) before it is renamed onto its final name."""
+    return f'{path}.tmp{os.getpid()}{suffix}'
+
+def discard(tmp_path):
+    """Remove a temporary file or folder, if it is there."""
+    if os.path.isdir(tmp_path) and not os.path.islink(tmp_path):
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    elif os.path.lexists(tmp_path):
+        os.remove(tmp_path)
+
+def rename_into_place(tmp_path, path):
+    """os.replace for files and folders. A folder already at `path` is moved aside and removed only once the new one is
+    in place (a non-empty folder cannot be replaced in one rename); if that fails, it goes back."""
+    if not (os.path.isdir(path) and not os.path.islink(path)):
+        os.replace(tmp_path, path)
+        return
+    aside = temporary_path(path, '.old')
+    os.replace(path, aside)
+    try:
+        os.replace(tmp_path, path)
+    except OSError:
+        os.replace(aside, path)
+        raise
+    discard(aside)
+
 def replace_together(writes, suffix='', hint=''):
     """For each (path, write): call write(tmp_path) and flush the file to disk; then rename them all onto their paths,
     in order. The renames come last, together, so a failure while writing leaves every final name as it was, and no
     temporary file outlives a failure. A failed write is an OSError of one line naming the file, then `hint`."""
-    tmp_paths = [f'{path}.tmp{os.getpid()}{suffix}' for path, _write in writes]
+    tmp_paths = [temporary_path(path, suffix) for path, _write in writes]
     try:
         for (path, write), tmp_path in zip(writes, tmp_paths):
             try:
@@ -31,8 +59,7 @@ def replace_together(writes, suffix='', hint=''):
             os.replace(tmp_path, path)
     finally:
         for tmp_path in tmp_paths:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
+            discard(tmp_path)
 
 def replace_atomically(path, write, suffix='', hint=''):
     """replace_together for one file; `suffix` ends the temporary name (e.g. '.png', for writers that go by the extension)."""

@@ -7,7 +7,6 @@ under the final name.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -17,6 +16,8 @@ import imageio_ffmpeg
 import numpy as np
 import PIL.Image
 import torch
+
+from svc_plugin import fileio
 
 #----------------------------------------------------------------------------
 
@@ -46,7 +47,7 @@ class _AtomicOutput:
     """
     def __init__(self, path):
         self.path = str(path)
-        self.tmp_path = f'{self.path}.tmp{os.getpid()}'
+        self.tmp_path = fileio.temporary_path(self.path)
         self.num_frames = 0
 
     def __enter__(self):
@@ -122,7 +123,7 @@ class Mp4Writer(_AtomicOutput):
             self._proc.stdin.close()
             if self._proc.wait() != 0:
                 raise OSError(f'ffmpeg failed: {self._ffmpeg_error()}')
-            os.replace(self.tmp_path, self.path)
+            fileio.rename_into_place(self.tmp_path, self.path)
         finally:
             self.abort()
 
@@ -133,8 +134,7 @@ class Mp4Writer(_AtomicOutput):
                 self._proc.kill()
             self._proc.wait()
             self._log.close()
-        if os.path.exists(self.tmp_path):
-            os.remove(self.tmp_path)
+        fileio.discard(self.tmp_path)
 
 #----------------------------------------------------------------------------
 
@@ -152,14 +152,12 @@ class PngFolderWriter(_AtomicOutput):
     def close(self):
         """Rename the folder into place, replacing an earlier folder of the same name."""
         try:
-            if os.path.isdir(self.path) and not os.path.islink(self.path):
-                shutil.rmtree(self.path)
-            os.replace(self.tmp_path, self.path)
+            fileio.rename_into_place(self.tmp_path, self.path)
         finally:
             self.abort()
 
     def abort(self):
-        shutil.rmtree(self.tmp_path, ignore_errors=True)
+        fileio.discard(self.tmp_path)
 
 #----------------------------------------------------------------------------
 
