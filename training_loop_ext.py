@@ -266,15 +266,19 @@ def gather_rng(rnd, num_gpus):
 # Data: real clips from the dataset, generator inputs drawn like them.
 
 class SkippingSampler(torch.utils.data.Sampler):
-    """misc.InfiniteSampler without its first `skip` items: a resumed run reads the videos the uninterrupted run
-    would have read next."""
-    def __init__(self, skip, **sampler_kwargs):
+    """misc.InfiniteSampler without its first `skip` items, as dataset keys (item, draw): draw = (seed, rank, position
+    in this rank's stream) seeds that clip's frame times alone, so a resumed run reads the very clips (videos and
+    times) the uninterrupted run would have read next, whatever the number of DataLoader workers."""
+    def __init__(self, skip, dataset, rank, num_replicas, seed):
         super().__init__()
-        self.sampler = misc.InfiniteSampler(**sampler_kwargs)
+        self.sampler = misc.InfiniteSampler(dataset=dataset, rank=rank, num_replicas=num_replicas, seed=seed)
         self.skip = skip
+        self.draw_prefix = (seed, rank)
 
     def __iter__(self):
-        return itertools.islice(iter(self.sampler), self.skip, None)
+        items = itertools.islice(iter(self.sampler), self.skip, None)
+        for position, idx in enumerate(items, start=self.skip):
+            yield (idx, (*self.draw_prefix, position))
 
 def open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device):
     """Endless iterator over this rank's real clips, clips_per_rank at a time, starting after clips_done of them."""

@@ -49,10 +49,12 @@ class VideoFramesFolderDataset(Dataset):
     In clip mode one item is one video (a fresh clip at every visit); videos shorter than `frames`
     are left out of the items (still listed in video_names / video_lengths) and counted in a log line.
 
-    Randomness: clips are drawn from a numpy Generator seeded with (random_seed, torch.initial_seed()).
-    The torch seed is what the training loop sets per rank in the main process and what DataLoader
-    sets per worker and per epoch (base seed + worker id), so clips differ across ranks, workers and
-    epochs yet repeat exactly for the same seeds. The generator is re-created whenever the torch seed
+    Randomness: a key (idx, draw), with draw a tuple of ints (the training loop's sampler numbers its
+    clips so), draws that clip's times from a generator seeded with (random_seed, *draw) alone: the clip
+    is the same in any process, which lets a resumed run continue the clip stream exactly. A plain
+    idx draws from a stream seeded with (random_seed, torch.initial_seed()): the torch seed is what
+    DataLoader sets per worker and per epoch (base seed + worker id), so clips differ across workers
+    and epochs yet repeat for the same seeds. That generator is re-created whenever the torch seed
     changes and is never pickled.
     """
 
@@ -212,15 +214,17 @@ class VideoFramesFolderDataset(Dataset):
             self._rng_key = key
         return self._rng
 
-    def _sample_frames(self, raw_idx):
+    def _sample_frames(self, raw_idx, draw):
         """(video index, frame indices) of the item `raw_idx`: its one frame, or a freshly sampled clip."""
         video_idx, frame_idx = (int(x) for x in self._items[raw_idx])
         if self._frames == 1:
             return video_idx, np.array([frame_idx], dtype=np.int64)
-        return video_idx, sample_clip_times(self._clip_rng(), int(self._video_lengths[video_idx]), self._frames, self._max_dist)
+        rng = self._clip_rng() if draw is None else np.random.default_rng([self._random_seed, *draw])
+        return video_idx, sample_clip_times(rng, int(self._video_lengths[video_idx]), self._frames, self._max_dist)
 
-    def __getitem__(self, idx):
-        video_idx, frame_indices = self._sample_frames(self._raw_idx[idx])
+    def __getitem__(self, key):
+        idx, draw = key if isinstance(key, tuple) else (key, None)
+        video_idx, frame_indices = self._sample_frames(self._raw_idx[idx], draw)
         clip = self.load_video_frames(video_idx, frame_indices) # [F, C, H, W]
         if list(clip.shape[1:]) != self.image_shape:
             raise IOError(f'{self._name}: video {self._video_names[video_idx]} has frames of shape {list(clip.shape[1:])} but the dataset has {self.image_shape}')

@@ -203,6 +203,18 @@ def test_skipping_sampler_continues_where_the_uninterrupted_sampler_was():
     resumed = iter(training_loop_ext.SkippingSampler(skip=5, dataset=dataset, rank=1, num_replicas=2, seed=3))
     assert [next(resumed) for _ in range(7)] == expected
 
+def test_a_resumed_clip_stream_reads_the_clips_and_times_of_the_uninterrupted_one_with_any_workers(data_zip):
+    def clips(clips_done, num_workers, count):
+        dataset = VideoFramesFolderDataset(data_zip, frames=3, max_dist=8)
+        stream = training_loop_ext.open_clip_stream(dataset, dict(num_workers=num_workers), rank=1, num_gpus=2,
+            clips_per_rank=2, clips_done=clips_done, random_seed=5, device=torch.device('cpu'))
+        batches = [next(stream) for _ in range(count)] # [(clips [2, F, C, H, W], labels, times [2, F])]
+        return torch.cat([batch[0] for batch in batches]), torch.cat([batch[2] for batch in batches])
+    full_clips, full_times = clips(clips_done=0, num_workers=0, count=5)
+    resumed_clips, resumed_times = clips(clips_done=4, num_workers=1, count=3)
+    assert len(set(map(tuple, full_times.tolist()))) > 1 # Clips of several spans ...
+    assert torch.equal(resumed_clips, full_clips[4:]) and torch.equal(resumed_times, full_times[4:]) # ... continued exactly.
+
 def test_image_snapshot_becomes_video_networks_with_its_architecture_and_the_run_s_video_options():
     G = networks_stylegan3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=32, img_channels=3, channel_base=1024, channel_max=16, mapping_kwargs=dict(num_layers=1))
     D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=1024, channel_max=16)
