@@ -194,7 +194,8 @@ def launch(stages, num_gpus, open_run_dir):
     """Train `stages` (a list of training_loop kwargs) in num_gpus processes: the ones torchrun started, if it started
     this one (env:// rendezvous, --gpus = world size), else this process (num_gpus = 1) or num_gpus spawned ones.
     open_run_dir() runs once, on global rank 0: it creates and returns the run directory, or None for a dry run.
-    When one spawned process fails, torch.multiprocessing.spawn terminates the others and raises here."""
+    When one spawned process fails, torch.multiprocessing.spawn terminates the others and raises here. A worker
+    process (torchrun's or a spawned one) that has finished ends in here, through exit_finished_worker()."""
     world = torchrun_world()
     if world is not None:
         join_process_group(world.rank, num_gpus, world.local_rank, world.local_world_size, init_method='env://')
@@ -265,7 +266,7 @@ def gather_rng(rnd, num_gpus):
 #----------------------------------------------------------------------------
 # Data: real clips from the dataset, generator inputs drawn like them.
 
-class SkippingSampler(torch.utils.data.Sampler):
+class ResumableClipSampler(torch.utils.data.Sampler):
     """misc.InfiniteSampler without its first `skip` items, as dataset keys (item, draw): draw = (seed, rank, position
     in this rank's stream) seeds that clip's frame times alone, so a resumed run reads the very clips (videos and
     times) the uninterrupted run would have read next, whatever the number of DataLoader workers."""
@@ -282,7 +283,7 @@ class SkippingSampler(torch.utils.data.Sampler):
 
 def open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device):
     """Endless iterator over this rank's real clips, clips_per_rank at a time, starting after clips_done of them."""
-    sampler = SkippingSampler(skip=clips_done, dataset=training_set, rank=rank, num_replicas=num_gpus, seed=random_seed)
+    sampler = ResumableClipSampler(skip=clips_done, dataset=training_set, rank=rank, num_replicas=num_gpus, seed=random_seed)
     kwargs = dict(data_loader_kwargs)
     if kwargs.get('num_workers', 0) == 0:
         kwargs.pop('prefetch_factor', None)

@@ -196,11 +196,11 @@ def test_ema_half_life_is_counted_in_frames():
     assert np.isclose(beta ** (6000 / 12), 0.5)
     assert training_loop_ext.ema_beta(cur_nimg=1000, step_nimg=12, ema_kimg=6, ema_rampup=0.05) < beta # Ramp-up: shorter half-life.
 
-def test_skipping_sampler_continues_where_the_uninterrupted_sampler_was():
+def test_resumable_clip_sampler_continues_where_the_uninterrupted_sampler_was():
     dataset = list(range(10))
-    full = iter(training_loop_ext.SkippingSampler(skip=0, dataset=dataset, rank=1, num_replicas=2, seed=3))
+    full = iter(training_loop_ext.ResumableClipSampler(skip=0, dataset=dataset, rank=1, num_replicas=2, seed=3))
     expected = [next(full) for _ in range(12)][5:]
-    resumed = iter(training_loop_ext.SkippingSampler(skip=5, dataset=dataset, rank=1, num_replicas=2, seed=3))
+    resumed = iter(training_loop_ext.ResumableClipSampler(skip=5, dataset=dataset, rank=1, num_replicas=2, seed=3))
     assert [next(resumed) for _ in range(7)] == expected
 
 def test_a_resumed_clip_stream_reads_the_clips_and_times_of_the_uninterrupted_one_with_any_workers(data_zip):
