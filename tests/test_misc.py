@@ -132,7 +132,10 @@ def test_print_module_summary_returns_outputs_and_totals(capsys):
 
 @pytest.fixture
 def process_group(tmp_path):
-    """A one-process gloo group: enough for DDP wrappers and broadcasts."""
+    """A one-process gloo group: enough for DDP wrappers and broadcasts. torch._dynamo is loaded first: DDP loads it,
+    and loaded after init_process_group (torch 2.13) it keeps the group alive past destroy_process_group, whose gloo
+    threads can then abort pytest itself at exit (see training_loop.exit_worker_process)."""
+    import torch._dynamo # pylint: disable=unused-import,import-outside-toplevel
     assert not torch.distributed.is_initialized()
     torch.distributed.init_process_group('gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
     yield
