@@ -1,6 +1,7 @@
 """Compute video metrics of a snapshot: FVD (StyleGAN-V protocol), FID over frames, key-frame smoothness.
 
     python calc_metrics_video.py --metrics=fvd16,fvd128 --network=network-snapshot-005000.pkl
+    python calc_metrics_video.py --metrics=fvd16      # the newest snapshot of the newest run in runs/
 
 Prints `<name> <value>` per metric and appends a JSON line with every protocol setting to
 metric-<name>.jsonl beside the snapshot.
@@ -8,6 +9,7 @@ metric-<name>.jsonl beside the snapshot.
 
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -135,7 +137,7 @@ def launch(args):
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option('network_pkl', '--network', help='Network pickle or weights-only checkpoint (path or URL)', metavar='PATH', required=True)
+@click.option('network_pkl', '--network', help='Network pickle or weights-only checkpoint (path or URL), or latest: the newest snapshot in runs/', metavar='PATH', default='latest', show_default=True)
 @click.option('--metrics', help='Comma-separated metrics, e.g. fvd16,fvd128,fid50k_full,jerk_kf,jitter_kf', metavar='LIST', callback=parse_metrics, default='fvd2048_16f', show_default=True)
 @click.option('--data', help='Video dataset (zip or folder of frame folders)  [default: the snapshot\'s training set]', metavar='PATH')
 @click.option('i3d_path', '--i3d', help='TorchScript I3D (path or URL) instead of the built-in port', metavar='PATH')
@@ -152,6 +154,9 @@ def main(network_pkl, metrics, data, i3d_path, inception, gpus, seed, motion, ve
         raise click.ClickException(f'--gpus={gpus}: no CUDA device, and {gpus} CPU processes would exceed the {os.cpu_count()} CPU cores')
     set_detectors(i3d_path, inception)
     try:
+        if network_pkl == 'latest':
+            network_pkl = checkpoint.resolve_network(network_pkl)
+            print(f'--network=latest: {network_pkl}', file=sys.stderr)
         G, training_set_kwargs = load_generator(network_pkl, metrics, motion)
     except checkpoint.NetworkLoadError as err:
         raise click.ClickException(str(err))

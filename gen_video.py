@@ -154,7 +154,7 @@ def prepare_outdir(outdir):
 #----------------------------------------------------------------------------
 
 @click.command(help=__doc__)
-@click.option('--network',     help='Network pickle or weights-only checkpoint (path or URL)', metavar='PKL', required=True)
+@click.option('--network',     help='Network pickle or weights-only checkpoint (path or URL), or latest: the newest snapshot in runs/', metavar='PKL', required=True)
 @click.option('--frames',      help='Frames per video', type=click.IntRange(min=1), default=128, show_default=True)
 @click.option('--seeds',       help='Content seeds, e.g. 0,1,4-6 (default: 0, or as many as --grid holds)', type=parse_range, metavar='LIST')
 @click.option('--motion-seed', 'motion_seeds', help='Motion seeds (default: each video\'s content seed); several give one video per pair', type=parse_range, metavar='LIST')
@@ -178,8 +178,9 @@ def main(network, frames, seeds, motion_seeds, grid, decompose, loop, truncation
     prepare_outdir(outdir)
 
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    print(f'Loading networks from "{network}"...', file=sys.stderr)
     try:
+        network = checkpoint.resolve_network(network)
+        print(f'Loading networks from "{network}"...', file=sys.stderr)
         G, data_fps = load_video_generator(network, device)
     except checkpoint.NetworkLoadError as err:
         raise click.ClickException(str(err))

@@ -98,17 +98,7 @@ def load_training_state(snapshot_pkl):
 def find_latest_snapshot(outdir):
     """The newest network-snapshot-*.pkl that has a matching training state, searching the run directories of
     `outdir` from the highest run number down (a run that died before its first snapshot is passed over)."""
-    if not os.path.isdir(outdir):
-        return None
-    runs = sorted((int(m.group(1)), name) for name in os.listdir(outdir) if (m := re.match(r'^(\d+)-', name)))
-    for _run_id, name in reversed(runs):
-        run_dir = os.path.join(outdir, name)
-        pkls = sorted(f for f in os.listdir(run_dir) if re.fullmatch(r'network-snapshot-\d+\.pkl', f)) if os.path.isdir(run_dir) else []
-        for pkl in reversed(pkls):
-            path = os.path.join(run_dir, pkl)
-            if load_training_state(path) is not None:
-                return path
-    return None
+    return checkpoint.newest_snapshot(outdir, usable=lambda path: load_training_state(path) is not None)
 
 #----------------------------------------------------------------------------
 # Processes: one per GPU (CPU processes without CUDA), started by us or by torchrun.

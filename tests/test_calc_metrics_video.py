@@ -93,8 +93,22 @@ def test_same_seed_gives_the_same_number_and_the_cache_is_reused(run):
     assert first.output == second.output and re.fullmatch(r'fvd4_8f \S+\n', first.output)
     assert len(os.listdir(run['tmp'] / 'cache' / 'gan-metrics')) == 1
 
+def test_without_network_the_newest_snapshot_in_runs_is_measured(run, monkeypatch):
+    monkeypatch.setattr(smoothness, 'JERK_VIDEOS', 8)
+    snapshot = run['tmp'] / 'runs' / '00003-demo' / 'network-snapshot-000002.pkl'
+    os.makedirs(snapshot.parent)
+    os.replace(run['pkl'], snapshot)
+    monkeypatch.chdir(run['tmp'])
+    result = invoke('--metrics=jerk_kf', '--quiet') # As a user types it after training.
+    assert result.exit_code == 0, result.output
+    assert os.path.isfile(snapshot.parent / 'metric-jerk_kf.jsonl')
+
 #----------------------------------------------------------------------------
 # Bad input: one line on stderr, non-zero exit, no traceback.
+
+def test_without_network_and_without_runs(run, monkeypatch):
+    monkeypatch.chdir(run['tmp'])
+    assert_one_line_error(invoke('--metrics=jerk_kf'), r'--network=latest: no network-snapshot-\*\.pkl in the runs under runs/')
 
 def test_missing_network(run):
     assert_one_line_error(invoke('--network', str(run['tmp'] / 'nope.pkl')), 'not found')

@@ -70,3 +70,26 @@ def test_converter_cli(snapshot_pkl, tmp_path):
     bad = run(f'--source={tmp_path / "missing.pkl"}', f'--dest={tmp_path / "x.pt"}')
     assert bad.returncode != 0 and 'Traceback' not in bad.stderr and 'not found' in bad.stderr
     assert not os.path.exists(tmp_path / 'x.pt')
+
+#----------------------------------------------------------------------------
+# --network=latest.
+
+def test_newest_snapshot_is_the_highest_kimg_of_the_highest_run_that_has_one(tmp_path):
+    for run, kimg in [('00000-a', 5), ('00002-b', 1), ('00002-b', 3), ('00010-c', None)]: # 00010 died before its first snapshot.
+        os.makedirs(tmp_path / run, exist_ok=True)
+        if kimg is not None:
+            (tmp_path / run / f'network-snapshot-{kimg:06d}.pkl').write_bytes(b'')
+    (tmp_path / 'notes').mkdir()
+    assert checkpoint.newest_snapshot(str(tmp_path)) == str(tmp_path / '00002-b' / 'network-snapshot-000003.pkl')
+    assert checkpoint.newest_snapshot(str(tmp_path), usable=lambda path: '00000-a' in path) == str(tmp_path / '00000-a' / 'network-snapshot-000005.pkl')
+    assert checkpoint.newest_snapshot(str(tmp_path / 'missing')) is None
+
+def test_latest_resolves_to_the_newest_snapshot_and_a_path_stays_as_it_is(tmp_path):
+    (tmp_path / '00000-a').mkdir()
+    (tmp_path / '00000-a' / 'network-snapshot-000002.pkl').write_bytes(b'')
+    assert checkpoint.resolve_network('latest', runs_dir=str(tmp_path)) == str(tmp_path / '00000-a' / 'network-snapshot-000002.pkl')
+    assert checkpoint.resolve_network('other.pkl', runs_dir=str(tmp_path)) == 'other.pkl'
+    with pytest.raises(checkpoint.NetworkLoadError, match='--network=latest: no network-snapshot-\\*.pkl'):
+        checkpoint.resolve_network('latest', runs_dir=str(tmp_path / 'empty'))
+
+#----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -171,6 +172,19 @@ def test_weights_only_checkpoint_is_accepted(video_pkl, tmp_path):
     checkpoint.save_weights(weights, checkpoint.load_network(video_pkl))
     assert run_cli(f'--network={weights}', '--frames=3', '--format=png', f'--outdir={tmp_path}') == 0
     assert sorted(os.listdir(tmp_path / 'seed0000')) == ['000000.png', '000001.png', '000002.png']
+
+def test_latest_is_the_newest_snapshot_in_runs(video_pkl, tmp_path, monkeypatch):
+    os.makedirs(tmp_path / 'runs' / '00001-demo')
+    shutil.copyfile(video_pkl, tmp_path / 'runs' / '00001-demo' / 'network-snapshot-000004.pkl')
+    monkeypatch.chdir(tmp_path)
+    assert run_cli('--network=latest', '--frames=2', '--format=png') == 0
+    assert sorted(os.listdir(tmp_path / 'out' / 'seed0000')) == ['000000.png', '000001.png']
+
+def test_latest_without_runs_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    message = run_cli('--network=latest', '--frames=2')
+    assert message.startswith('error: --network=latest: no network-snapshot-*.pkl') and '\n' not in message
+    assert os.listdir(tmp_path) == ['out'] and os.listdir(tmp_path / 'out') == [] # As prepared before loading.
 
 def test_image_only_pickle_gets_one_line_and_a_way_forward(image_pkl, tmp_path):
     result = subprocess.run([sys.executable, 'gen_video.py', f'--network={image_pkl}', f'--outdir={tmp_path}'],
