@@ -7,3 +7,13 @@ _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for _path in (_root, os.path.join(_root, 'third_party', 'stylegan3')):
     if _path not in sys.path:
         sys.path.insert(0, _path)
+
+#----------------------------------------------------------------------------
+
+import pytest
+
+@pytest.fixture
+def cuda_formulation(monkeypatch):
+    """Run upfirdn2d's and filtered_lrelu's CUDA formulation (banded matrix products) on CPU."""
+    from torch_utils.ops import upfirdn2d
+    monkeypatch.setattr(upfirdn2d, '_matmul_path', lambda x, impl: impl == 'cuda')

@@ -169,3 +169,104 @@ def test_oracle_ops_routes_public_ops_and_resampling_helpers_through_oracle(monk
     assert torch.allclose(y, upfirdn2d.upsample2d(x, f), atol=1e-5)
 
 #----------------------------------------------------------------------------
+
+# The CUDA formulation: one banded matrix product per axis, run on CPU (tests/conftest.py).
+
+def _radial2d(taps):
+    r = np.hypot(*np.meshgrid(np.arange(taps) - (taps - 1) / 2, np.arange(taps) - (taps - 1) / 2))
+    return torch.as_tensor(np.sinc(r / 2) / np.sinc(r / 2).sum(), dtype=torch.float32)
+
+_filters = { # name: function of a generator -> filter
+    'sep4':      lambda g: torch.randn([4], generator=g),
+    'sep12':     lambda g: torch.randn([12], generator=g),
+    'sep24':     lambda g: torch.randn([24], generator=g),
+    'sg2_4x4':   lambda g: upfirdn2d.setup_filter([1, 3, 3, 1]),
+    'rank1_3x5': lambda g: torch.outer(torch.rand([3], generator=g) + 0.5, torch.randn([5], generator=g)),
+    'radial_6':  lambda g: _radial2d(6),
+    'none':      lambda g: None,
+    'tap1':      lambda g: torch.randn([1], generator=g),
+}
+
+_matmul_cases = [
+    # filter, up, down, padding
+    ('sep12', 2, 1, [6, 5, 6, 5]),
+    ('sep12', 1, 2, [5, 5, 5, 5]),
+    ('sep12', 1, 4, [-2, 7, 3, 1]),
+    ('sep24', 4, 1, [-1, -2, -3, 0]),
+    ('sep4', [2, 3], [1, 2], [1, 2, 3, 4]),
+    ('sg2_4x4', 2, 1, [2, 1, 2, 1]),
+    ('sg2_4x4', 1, 2, [1, 1, 1, 1]),
+    ('rank1_3x5', [4, 1], [2, 4], [-1, 3, 2, -2]),
+    ('radial_6', 4, 2, [3, -1, 0, 2]),
+    ('none', 2, 2, [0, 1, 1, 0]),
+    ('tap1', 1, 1, [2, -3, -1, 1]),
+]
+
+@pytest.mark.parametrize('flip_filter', [False, True])
+@pytest.mark.parametrize('name,up,down,padding', _matmul_cases)
+def test_cuda_formulation_matches_oracle_with_first_and_second_derivatives(name, up, down, padding, flip_filter, cuda_formulation):
+    gen = torch.Generator().manual_seed(13)
+    f = _filters[name](gen)
+    x = torch.randn([2, 3, 9, 11], dtype=torch.float64, generator=gen, requires_grad=True)
+    kwargs = dict(up=up, down=down, padding=padding, flip_filter=flip_filter, gain=1.7)
+    y = upfirdn2d.upfirdn2d(x, f, **kwargs)
+    ref = oracle_ops.upfirdn2d_ref(x, f, **kwargs)
+    dy = torch.randn(ref.shape, dtype=torch.float64, generator=gen)
+    (dx,), (dx_ref,) = torch.autograd.grad(y, [x], dy), torch.autograd.grad(ref, [x], dy)
+    assert y.shape == ref.shape and y.is_contiguous()
+    assert torch.allclose(y, ref, rtol=1e-6, atol=1e-6) and torch.allclose(dx, dx_ref, rtol=1e-6, atol=1e-6) # rank-1 split of a float32 filter
+    small = x.detach()[:1, :2, :8, :9].clone().requires_grad_(True)
+    fn = lambda x: upfirdn2d.upfirdn2d(x, f, **kwargs)
+    assert torch.autograd.gradcheck(fn, [small], fast_mode=True)
+    assert torch.autograd.gradgradcheck(fn, [small], fast_mode=True) # The backward is differentiable w.r.t. its input.
+
+@pytest.mark.parametrize('name,up,down,padding', [('sg2_4x4', 2, 1, [2, 1, 2, 1]), ('sep12', 1, 2, [5, 5, 5, 5]), ('sep24', 4, 1, [-6, -9, -6, -9])])
+def test_cuda_formulation_keeps_channels_last_and_half_precision(name, up, down, padding, cuda_formulation):
+    gen = torch.Generator().manual_seed(14)
+    f = _filters[name](gen)
+    f = f / f.sum()
+    x = torch.randn([2, 8, 11, 10], generator=gen).half()
+    dy = torch.randn(oracle_ops.upfirdn2d_ref(x.float(), f, up=up, down=down, padding=padding).shape, generator=gen)
+    for layout in [torch.contiguous_format, torch.channels_last]:
+        x16 = x.contiguous(memory_format=layout).requires_grad_(True)
+        x32 = x.float().requires_grad_(True)
+        y = upfirdn2d.upfirdn2d(x16, f, up=up, down=down, padding=padding, gain=2)
+        ref = oracle_ops.upfirdn2d_ref(x32, f, up=up, down=down, padding=padding, gain=2)
+        (dx,), (dx_ref,) = torch.autograd.grad(y, [x16], dy.half()), torch.autograd.grad(ref, [x32], dy)
+        assert y.dtype == torch.float16 and dx.dtype == torch.float16 and y.is_contiguous(memory_format=layout)
+        assert torch.allclose(y.float(), ref, atol=0.02, rtol=0.01) and torch.allclose(dx.float(), dx_ref, atol=0.05, rtol=0.01)
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name,up,down', [('sep12', 2, 1), ('sep12', 1, 2), ('sg2_4x4', 2, 1), ('sg2_4x4', 1, 2), ('none', 2, 1), ('rank1_3x5', 1, 1)])
+def test_cuda_formulation_of_separable_filters_runs_no_convolution(name, up, down, cuda_formulation, monkeypatch):
+    # The promise of the CUDA path: no FIR filtering through cuDNN's depthwise or transposed convolutions,
+    # in the forward, the backward or the double backward (R1, path length).
+    def refuse(*args, **kwargs):
+        raise AssertionError('convolution called')
+    monkeypatch.setattr(torch.nn.functional, 'conv2d', refuse)
+    monkeypatch.setattr(torch.nn.functional, 'conv_transpose2d', refuse)
+    gen = torch.Generator().manual_seed(15)
+    f = _filters[name](gen)
+    x = torch.randn([2, 3, 8, 8], generator=gen, requires_grad=True)
+    p = torch.ones([], requires_grad=True)
+    y = upfirdn2d.upfirdn2d(x, f, up=up, down=down, padding=1) * p
+    (dx,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True)
+    dx.square().sum().backward()
+    assert p.grad is not None and x.grad is not None
+
+#----------------------------------------------------------------------------
+
+def test_cuda_formulation_decides_separability_once_per_filter_and_sees_in_place_changes(cuda_formulation, monkeypatch):
+    calls, factors = [], upfirdn2d._separable_factors
+    monkeypatch.setattr(upfirdn2d, '_separable_factors', lambda f: calls.append(1) or factors(f))
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    x = torch.randn([1, 2, 8, 8])
+    y = upfirdn2d.upsample2d(x, f)
+    y.sum().backward() if y.requires_grad else None
+    assert torch.equal(upfirdn2d.upsample2d(x, f), y) and len(calls) == 1 # one host sync per filter, not per call
+    with torch.no_grad():
+        f.mul_(2)  # e.g. G_ema's buffers copied from G's
+    assert torch.allclose(upfirdn2d.upsample2d(x, f), 2 * y) and len(calls) == 2
+
+#----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Upsample, FIR-filter and downsample 2-D images (StyleGAN2/3 resampling), polyphase in plain PyTorch."""
 
 import numbers
+import weakref
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,9 +41,10 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
 
     x: [N, C, H, W]. f: float32 [fh, fw] (2-D), [fw] (separable: horizontal then vertical pass) or None.
     Padding is w.r.t. the upsampled image; negative padding crops. `flip_filter=False` is a true
-    convolution. Upsampling runs as a strided transposed convolution (polyphase, no products with the
-    inserted zeros) and downsampling as a strided convolution (only kept samples are computed); the
-    gradient is upfirdn2d again (the adjoint), to any order. Every `impl` runs this same plain-PyTorch code.
+    convolution. On CUDA (`impl='cuda'`) each axis is one product with a banded matrix, on tensor cores
+    (a 2-D filter of rank > 1 stays a convolution); elsewhere upsampling runs as a strided transposed
+    convolution (polyphase, no products with the inserted zeros) and downsampling as a strided
+    convolution (only kept samples are computed). The gradient is upfirdn2d again (the adjoint), to any order.
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError('upfirdn2d: x must be a 4-D [N, C, H, W] tensor')
@@ -51,7 +53,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     px0, px1, py0, py1 = _parse_padding(padding)
     if f is not None and (not isinstance(f, torch.Tensor) or f.ndim not in (1, 2) or f.dtype != torch.float32 or f.requires_grad):
         raise ValueError('upfirdn2d: f must be None or a 1-D or 2-D float32 tensor that does not require grad')
-    return _Upfirdn2d.apply(x, f, (upy, upx), (downy, downx), (py0, py1, px0, px1), flip_filter, gain)
+    return _Upfirdn2d.apply(x, f, (upy, upx), (downy, downx), (py0, py1, px0, px1), flip_filter, gain, _matmul_path(x, impl))
 
 #----------------------------------------------------------------------------
 
@@ -95,27 +97,39 @@ class _Upfirdn2d(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, f, up, down, pad, flip_filter, gain):
+    def forward(ctx, x, f, up, down, pad, flip_filter, gain, matmul):
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(f)
-        ctx.config = (x.shape[2:], up, down, pad, flip_filter, gain)
-        # oneDNN's depthwise kernels are faster on channels-last data, most of all transposed (upsampling)
-        # and 1-D ones; for a short 2-D filter at the same or a lower rate the two layout copies cost more.
-        x_fast, restore = _fast_layout(x, channels_last=(up != (1, 1) or (f is not None and f.ndim == 1)))
-        y = restore(_upfirdn2d(x_fast, f, up, down, pad, flip_filter, gain))
+        ctx.config = (x.shape[2:], up, down, pad, flip_filter, gain, matmul)
+        if matmul:
+            y = _upfirdn2d_matmul(x, f, up, down, pad, flip_filter, gain)
+        else:
+            # oneDNN's depthwise kernels are faster on channels-last data, most of all transposed (upsampling)
+            # and 1-D ones; for a short 2-D filter at the same or a lower rate the two layout copies cost more.
+            x_fast, restore = _fast_layout(x, channels_last=(up != (1, 1) or (f is not None and f.ndim == 1)))
+            y = restore(_upfirdn2d(x_fast, f, up, down, pad, flip_filter, gain))
         return y.clone() if y is x or y._is_view() else y # A fresh tensor, which callers may modify in place.
 
     @staticmethod
     def backward(ctx, dy):
         if dy is None:
-            return None, None, None, None, None, None, None
+            return None, None, None, None, None, None, None, None
         (f,) = ctx.saved_tensors
-        (H, W), up, down, (py0, py1, px0, px1), flip_filter, gain = ctx.config
+        (H, W), up, down, (py0, py1, px0, px1), flip_filter, gain, matmul = ctx.config
         fh, fw = (1, 1) if f is None else (f.shape[0], f.shape[-1])
         Ho, Wo = dy.shape[2:]
         pad = (fh - 1 - py0, H * up[0] - Ho * down[0] + py0 - up[0] + 1, fw - 1 - px0, W * up[1] - Wo * down[1] + px0 - up[1] + 1)
-        dx = _Upfirdn2d.apply(dy, f, down, up, pad, not flip_filter, gain)
-        return dx, None, None, None, None, None, None
+        dx = _Upfirdn2d.apply(dy, f, down, up, pad, not flip_filter, gain, matmul)
+        return dx, None, None, None, None, None, None, None
+
+#----------------------------------------------------------------------------
+
+def _matmul_path(x, impl):
+    """Whether upfirdn2d (and filtered_lrelu) run as banded matrix products: on CUDA unless impl='ref'.
+
+    Module-level so that the tests can run the CUDA formulation on CPU.
+    """
+    return x.is_cuda and impl == 'cuda'
 
 #----------------------------------------------------------------------------
 
@@ -132,6 +146,85 @@ def _upfirdn2d(x, f, up, down, pad, flip_filter, gain):
     x = _fir_pass(x, f[None, :], (1, up[1]), (1, down[1]), (0, 0) + pad[2:], flip_filter)
     x = _fir_pass(x, f[:, None], (up[0], 1), (down[0], 1), pad[:2] + (0, 0), flip_filter)
     return x
+
+#----------------------------------------------------------------------------
+
+def _upfirdn2d_matmul(x, f, up, down, pad, flip_filter, gain):
+    """_upfirdn2d() as one banded matrix product per axis (tensor cores, no depthwise convolution).
+
+    Output sample j of an axis depends on input i through one tap, so the whole 1-D pass (zero insertion,
+    padding, FIR, decimation) is x @ M with a banded M [L_in, L_out] built from the filter (_band_matrix).
+    A 2-D filter of rank 1 is split into its two 1-D factors; one of higher rank (StyleGAN3-R's radial
+    filters) runs through the convolutions of _upfirdn2d(). Keeps a channels-last layout without copies.
+    """
+    if f is None and up == (1, 1) and down == (1, 1):
+        return _upfirdn2d(x, f, up, down, pad, flip_filter, gain)
+    cache = _filter_cache(f)
+    if 'factors' not in cache:
+        cache['factors'] = _separable_factors(f)
+    if cache['factors'] is None:
+        return _upfirdn2d(x, f, up, down, pad, flip_filter, gain)
+    N, C, H, W = x.shape
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    my = _band_matrix(cache, 0, H, up[0], down[0], pad[:2], flip_filter, gain, x, transposed=True) # [Ho, H]
+    mx = _band_matrix(cache, 1, W, up[1], down[1], pad[2:], flip_filter, gain, x, transposed=channels_last)
+    Ho, Wo = my.shape[0], mx.shape[0 if channels_last else 1]
+    if channels_last:
+        t = x.permute(0, 2, 3, 1)                                   # [N, H, W, C], no copy
+        t = torch.matmul(mx, t.reshape(N * H, W, C))                # [N*H, Wo, C]
+        t = torch.matmul(my, t.reshape(N, H, Wo * C))               # [N, Ho, Wo*C]
+        return t.reshape(N, Ho, Wo, C).permute(0, 3, 1, 2)          # [N, C, Ho, Wo], channels-last
+    t = torch.matmul(x.reshape(N * C * H, W), mx)                   # [N*C*H, Wo]
+    return torch.matmul(my, t.reshape(N, C, H, Wo))                 # [N, C, Ho, Wo]
+
+#----------------------------------------------------------------------------
+
+def _band_matrix(cache, axis, L_in, up, down, pad, flip_filter, gain, x, transposed):
+    """The banded matrix M [L_in, L_out] (or M^T if transposed) of one axis's 1-D pass, in x's dtype.
+
+    Output j takes input i through tap t = i*up + pad0 - j*down of the correlation kernel (the filter
+    reversed unless flip_filter); other entries are zero. The vertical pass carries the gain. Built on
+    the device by one gather from the filter and cached with it: a call makes no host-device transfer.
+    """
+    key = (axis, L_in, up, down, pad, flip_filter, gain if axis == 0 else 1, x.dtype, x.device, transposed)
+    if key not in cache:
+        f1 = cache['factors'][axis]
+        k = f1.numel()
+        L_out = (L_in * up + pad[0] + pad[1] - k) // down + 1
+        t = torch.arange(L_in)[:, None] * up + pad[0] - torch.arange(max(L_out, 0))[None, :] * down # [L_in, L_out]
+        index = torch.where((t >= 0) & (t < k), t if flip_filter else k - 1 - t, torch.full_like(t, k)) # k: an appended zero
+        index = index.t().contiguous() if transposed else index
+        taps = F.pad(f1.to(x.device, torch.float64) * (gain if axis == 0 else 1), [0, 1])
+        cache[key] = taps[index.to(x.device)].to(x.dtype)
+    return cache[key]
+
+#----------------------------------------------------------------------------
+
+def _separable_factors(f):
+    """(fy, fx) float64 with f = outer(fy, fx), or None for a 2-D filter of rank > 1. One host sync."""
+    if f is None:
+        return torch.ones([1], dtype=torch.float64), torch.ones([1], dtype=torch.float64)
+    f = f.double()
+    if f.ndim == 1:
+        return f, f
+    fy, fx = f.sum(1), f.sum(0) / f.sum()  # Exact for f = outer(u, v): fy = u * sum(v), fx = v / sum(v).
+    rank1 = bool((torch.outer(fy, fx) - f).abs().max() <= 1e-6 * f.abs().max())
+    return (fy, fx) if rank1 else None
+
+#----------------------------------------------------------------------------
+
+_filter_caches = {} # id(f) -> (weak reference to f, f._version, {what was derived from f: value})
+
+def _filter_cache(f):
+    """A dict of values derived from the filter tensor f (None included), kept while f lives unmodified."""
+    version = None if f is None or f.is_inference() else f._version
+    entry = _filter_caches.get(id(f))
+    if entry is None or entry[0]() is not f or entry[1] != version:
+        forget = lambda ref, key=id(f): _filter_caches.pop(key) if _filter_caches.get(key, [None])[0] is ref else None
+        ref = (lambda: None) if f is None else weakref.ref(f, forget)
+        entry = (ref, version, {})
+        _filter_caches[id(f)] = entry
+    return entry[2]
 
 #----------------------------------------------------------------------------
 
