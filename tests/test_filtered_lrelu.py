@@ -119,6 +119,85 @@ def test_filtered_lrelu_rejects_bad_arguments():
 #----------------------------------------------------------------------------
 
 #----------------------------------------------------------------------------
+# The CUDA formulation (banded matrix products, a one-byte code for the backward), run on CPU.
+
+def _values_and_gradients(fn, x0, b0, **kwargs):
+    x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    y = fn(x, b=b, **kwargs)
+    dy = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)
+    return [y, *torch.autograd.grad(y, [x, b], dy)]
+
+@pytest.mark.parametrize('slope,clamp,flip_filter', [(0.2, None, False), (0.2, 0.3, True), (1, 0.3, False)])
+@pytest.mark.parametrize('layer', list(_layers))
+def test_cuda_formulation_matches_plain_composition_with_gradients(layer, slope, clamp, flip_filter, cuda_formulation):
+    size, up, down, up_taps, fd, padding = _layers[layer]
+    gen = torch.Generator().manual_seed(16)
+    x = torch.randn([2, 3, size, size + 1], dtype=torch.float64, generator=gen)
+    b = torch.randn([3], dtype=torch.float64, generator=gen)
+    kwargs = dict(fu=_lowpass(up_taps), fd=fd, up=up, down=down, padding=padding, gain=1.3, slope=slope, clamp=clamp, flip_filter=flip_filter)
+    ours = _values_and_gradients(filtered_lrelu.filtered_lrelu, x, b, **kwargs)
+    ref = _values_and_gradients(oracle_ops.filtered_lrelu_ref, x, b, **kwargs)
+    assert ours[0].shape == ref[0].shape and ours[0].is_contiguous()
+    for a, r in zip(ours, ref):
+        assert torch.allclose(a, r, rtol=1e-6, atol=1e-6) # 1e-6: the rank-1 split of a float32 filter
+
+def test_cuda_formulation_gradcheck_and_gradgradcheck_wrt_x_and_b(cuda_formulation):
+    gen = torch.Generator().manual_seed(17)
+    x = torch.randn([1, 2, 6, 7], dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn([2], dtype=torch.float64, generator=gen, requires_grad=True)
+    for fu, fd, up, down, padding in [(_lowpass(8), _lowpass(8), 2, 2, [5, 4, 5, 4]), (_lowpass(12), _radial(4), 4, 2, [-3, -2, -1, -4])]:
+        fn = lambda x, b: filtered_lrelu.filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=padding, clamp=0.8)
+        assert torch.autograd.gradcheck(fn, [x, b], fast_mode=True)
+        assert torch.autograd.gradgradcheck(fn, [x, b], fast_mode=True)
+
+@pytest.mark.parametrize('layer', ['T_up4', 'R_same_rate', 'T_last'])
+def test_cuda_formulation_half_precision_close_to_float32_oracle(layer, cuda_formulation):
+    size, up, down, up_taps, fd, padding = _layers[layer]
+    gen = torch.Generator().manual_seed(18)
+    x = torch.randn([2, 4, size, size], generator=gen).half()
+    b = torch.randn([4], generator=gen).half()
+    kwargs = dict(fu=_lowpass(up_taps), fd=fd, up=up, down=down, padding=padding, clamp=2.0)
+    y, dx, db = _values_and_gradients(filtered_lrelu.filtered_lrelu, x, b, **kwargs)
+    ref = _values_and_gradients(oracle_ops.filtered_lrelu_ref, x.float(), b.float(), **kwargs)
+    assert y.dtype == dx.dtype == db.dtype == torch.float16
+    for a, r in zip([y, dx, db], ref):
+        assert torch.allclose(a.float(), r, atol=0.02 * r.abs().max().item(), rtol=0.02)
+
+#----------------------------------------------------------------------------
+
+def test_cuda_formulation_keeps_a_one_byte_code_instead_of_the_upsampled_activation(cuda_formulation):
+    size, up, down, up_taps, fd, padding = _layers['T_up4']
+    x = torch.randn([2, 4, size, size], requires_grad=True)
+    y = filtered_lrelu.filtered_lrelu(x, _lowpass(up_taps), fd, up=up, down=down, padding=padding, clamp=0.5)
+    saved = []
+    node = y.grad_fn
+    while node is not None: # Walk to the activation's node: upfirdn2d (down) <- lrelu/clamp.
+        saved += [t for t in getattr(node, 'saved_tensors', ()) if t is not None and t.numel() > x.numel()]
+        code = getattr(node, 'code', None)
+        node = node.next_functions[0][0] if node.next_functions else None
+        if code is not None:
+            break
+    assert code is not None and code.dtype == torch.uint8 and code.numel() > 2 * x.numel() and not saved
+    assert set(code.unique().tolist()) == {0, 1, 2}
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('layer', ['T_same_rate', 'T_up4', 'T_last', 'down_only'])
+def test_cuda_formulation_of_separable_filters_runs_no_convolution(layer, cuda_formulation, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError('convolution called')
+    monkeypatch.setattr(torch.nn.functional, 'conv2d', refuse)
+    monkeypatch.setattr(torch.nn.functional, 'conv_transpose2d', refuse)
+    size, up, down, up_taps, fd, padding = _layers[layer]
+    x = torch.randn([2, 3, size, size], requires_grad=True)
+    b = torch.zeros([3], requires_grad=True)
+    p = torch.ones([], requires_grad=True)
+    y = filtered_lrelu.filtered_lrelu(x, _lowpass(up_taps), fd, b, up=up, down=down, padding=padding, clamp=0.5) * p
+    gx, gb = torch.autograd.grad(y.square().sum(), [x, b], create_graph=True) # As in path-length regularisation.
+    (gx.square().sum() + gb.square().sum()).backward()
+    assert p.grad is not None
+
+#----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('impl', ['cuda', 'ref'])
 def test_every_impl_value_runs_the_same_code(impl):

@@ -15,8 +15,10 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=ma
 
     x: [N, C, H, W]; fu/fd: float32 1-D (separable), 2-D or None; b: [C] or None. Padding is w.r.t. the
     upsampled image. Output width (W*up + px0 + px1 - (fu_w-1) - (fd_w-1) + (down-1)) // down.
-    Every `impl` runs the same plain-PyTorch code: polyphase upsampling, strided downsampling, the
-    activation gain folded into the upsampling filter. Gradients of any order w.r.t. x and b.
+    The activation gain rides on the upsampling filter. On CUDA (`impl='cuda'`) both resamplings are
+    upfirdn2d's banded matrix products and the backward keeps a one-byte code per upsampled sample
+    instead of the activation's output; elsewhere polyphase upsampling and strided downsampling.
+    Gradients of any order w.r.t. x and b.
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError('filtered_lrelu: x must be a 4-D [N, C, H, W] tensor')
@@ -37,50 +39,67 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=ma
     px1 -= (x.shape[3] * up + px0 + px1 - (fu_w - 1)) - ((W_out - 1) * down + fd_w)
     py1 -= (x.shape[2] * up + py0 + py1 - (fu_h - 1)) - ((H_out - 1) * down + fd_h)
 
-    x, restore = upfirdn2d._fast_layout(x)
+    matmul = upfirdn2d._matmul_path(x, impl)
+    x, restore = (x, lambda y: y) if matmul else upfirdn2d._fast_layout(x)
     if b is not None:  # Added once, on the small input of the first stage.
         x = x + b.to(x.dtype).reshape([1, -1, 1, 1])
     # lrelu(g * v) = g * lrelu(v) for g > 0: the gain rides along with the upsampling filter's up**2.
-    x = upfirdn2d.upfirdn2d(x, fu, up=up, padding=[px0, px1, py0, py1], flip_filter=flip_filter, gain=up ** 2 * gain)
+    x = upfirdn2d.upfirdn2d(x, fu, up=up, padding=[px0, px1, py0, py1], flip_filter=flip_filter, gain=up ** 2 * gain, impl=impl)
     if slope != 1 or clamp is not None:
-        x = _LReLUClamp.apply(x, float(slope), None if clamp is None else float(clamp)) # In place, on a fresh tensor.
-    x = upfirdn2d.upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
+        x = _LReLUClamp.apply(x, float(slope), None if clamp is None else float(clamp), matmul) # In place, on a fresh tensor.
+    x = upfirdn2d.upfirdn2d(x, fd, down=down, flip_filter=flip_filter, impl=impl)
     return restore(x)
 
 #----------------------------------------------------------------------------
 
 class _LReLUClamp(torch.autograd.Function):
-    """In-place leaky ReLU + clamp of a fresh tensor; the gradient mask is read back from the output.
+    """In-place leaky ReLU + clamp of a fresh tensor, keeping what its gradient needs.
 
-    On CPU the clamp (and its gradient mask) is skipped when no value exceeds it, which is the common
-    case, saving two passes over the largest tensor of the op. The backward uses PyTorch's own
-    activation-gradient kernels, which are differentiable w.r.t. the incoming gradient (double backward).
-    An absent incoming gradient stays absent.
+    The gradient is 1, the slope or 0 (clamped) at each sample. On the CUDA path the backward keeps that
+    as a one-byte code (_derivative_code) rather than the output itself (half or a quarter of the
+    memory of the op's largest tensor). Elsewhere it reads the mask back from the output, and skips the
+    clamp (and its mask) when no value exceeds it, the common case, saving two passes on CPU. Either
+    backward is differentiable w.r.t. the incoming gradient (double backward). An absent incoming
+    gradient stays absent.
     """
 
     @staticmethod
-    def forward(ctx, x, slope, clamp):
+    def forward(ctx, x, slope, clamp, compact):
         ctx.set_materialize_grads(False)
         ctx.mark_dirty(x)
         if slope != 1:
             F.leaky_relu_(x, slope)
-        if clamp is not None and (x.is_cuda or bias_act._reaches(x, clamp)):
+        if clamp is not None and (compact or x.is_cuda or bias_act._reaches(x, clamp)):
             x.clamp_(-clamp, clamp)
         else:
             clamp = None
         ctx.slope, ctx.clamp = slope, clamp
-        ctx.save_for_backward(x)
+        ctx.code = _derivative_code(x, clamp) if compact else None
+        ctx.save_for_backward(None if compact else x)
         return x
 
     @staticmethod
     def backward(ctx, dy):
         if dy is None:
-            return None, None, None
+            return None, None, None, None
+        if ctx.code is not None:
+            derivative = torch.zeros_like(dy).masked_fill_(ctx.code == 0, ctx.slope).masked_fill_(ctx.code == 1, 1)
+            return dy * derivative, None, None, None
         y = ctx.saved_tensors[0].detach()
         if ctx.clamp is not None:
             dy = torch.ops.aten.hardtanh_backward(dy, y, -ctx.clamp, ctx.clamp)
         if ctx.slope != 1:
             dy = torch.ops.aten.leaky_relu_backward(dy, y, ctx.slope, True)
-        return dy, None, None
+        return dy, None, None, None
+
+#----------------------------------------------------------------------------
+
+def _derivative_code(y, clamp):
+    """uint8 [N, C, H, W]: 0 where the derivative of lrelu + clamp at output y is the slope (y <= 0),
+    1 where it is 1, 2 where it is 0 (|y| at the clamp: as hardtanh_backward, the limit itself counts)."""
+    code = (y > 0).to(torch.uint8)
+    if clamp is not None:
+        code.masked_fill_(y.abs() >= clamp, 2)
+    return code
 
 #----------------------------------------------------------------------------
