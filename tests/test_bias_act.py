@@ -101,6 +101,17 @@ def test_oracle_bias_act_is_the_same_function(act):
 
 #----------------------------------------------------------------------------
 
+def test_lrelu_with_bias_and_gain_makes_two_passes_over_the_tensor():
+    # The layer epilogue of every StyleGAN2 convolution: bias, leaky ReLU, gain (lrelu(g*v) = g*lrelu(v),
+    # so the gain joins the bias addition). On CUDA each pass is a kernel over the whole activation.
+    x, b = torch.randn([2, 8, 16, 16]), torch.randn([8])
+    with torch.profiler.profile(record_shapes=True) as prof:
+        bias_act.bias_act(x, b, act='lrelu', gain=1.4)
+    passes = [e.name for e in prof.events() if e.cpu_parent is not None and e.cpu_parent.name == '_BiasAct' and list(x.shape) in e.input_shapes]
+    assert len(passes) == 2, passes
+
+#----------------------------------------------------------------------------
+
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_bias_act_half_precision_close_to_float32_and_keeps_dtype(dtype):
     x = torch.randn([4, 8, 3, 3])

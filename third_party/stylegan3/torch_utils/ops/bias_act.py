@@ -51,27 +51,27 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
 class _BiasAct(torch.autograd.Function):
     """y = clamp(act(x + b) * gain); the backward is built from differentiable ops.
 
-    The forward works in place on the one fresh tensor x + b. Where the derivative follows from the
-    sign of the output (relu, lrelu) and for the clamp mask, the backward uses PyTorch's own
-    activation-gradient kernels (one pass each, differentiable w.r.t. the incoming gradient); on CPU the
-    clamp and its mask are skipped when no value reaches the clamp, the common case. An absent
-    incoming gradient stays absent (not materialised as zeros), so that a parameter which a loss does
-    not depend on gets no gradient at all, as with the upstream's kernels.
+    The forward works in place on the one fresh tensor x + b (for relu/lrelu, (x + b) * gain in one
+    pass). Where the derivative follows from the sign of the output (relu, lrelu) and for the clamp
+    mask, the backward uses PyTorch's own activation-gradient kernels (one pass each, differentiable
+    w.r.t. the incoming gradient); on CPU the clamp and its mask are skipped when no value reaches the
+    clamp, the common case. An absent incoming gradient stays absent (not materialised as zeros), so
+    that a parameter which a loss does not depend on gets no gradient at all, as with the upstream's kernels.
     """
 
     @staticmethod
     def forward(ctx, x, b, dim, act, alpha, gain, clamp):
         ctx.set_materialize_grads(False)
         spec = activation_funcs[act]
-        y = x + _broadcast(b, x, dim) if b is not None else x
-        if act in _sign_based and y is not x:
-            y = F.leaky_relu_(y, _sign_based[act](alpha))
+        if act in _sign_based and gain > 0:
+            y = _leaky_relu_scaled(x, b, dim, _sign_based[act](alpha), gain)
         else:
+            y = x + _broadcast(b, x, dim) if b is not None else x
             y = spec.func(y, alpha=alpha)
-        if y is x: # Linear without bias: the gain (or a copy) makes the fresh tensor.
-            y = x * gain if gain != 1 else x.clone()
-        elif gain != 1:
-            y.mul_(gain)
+            if y is x: # Linear without bias: the gain (or a copy) makes the fresh tensor.
+                y = x * gain if gain != 1 else x.clone()
+            elif gain != 1:
+                y.mul_(gain)
         if clamp >= 0 and (y.is_cuda or _reaches(y, clamp)):
             y.clamp_(-clamp, clamp)
         else:
@@ -132,6 +132,15 @@ _derivatives = {
     'softplus': lambda y, alpha: 1 - torch.exp(-y),
     'swish':    lambda x, alpha: torch.sigmoid(x) * (1 + x * (1 - torch.sigmoid(x))),
 }
+
+#----------------------------------------------------------------------------
+
+def _leaky_relu_scaled(x, b, dim, slope, gain):
+    """lrelu(x + b) * gain as a fresh tensor in two passes: lrelu(v) * g = lrelu(g * v) for g > 0, so the
+    gain joins the bias addition (one fused multiply-add) instead of a pass of its own."""
+    if b is not None:
+        return F.leaky_relu_(torch.add(_broadcast(b * gain, x, dim), x, alpha=gain), slope)
+    return F.leaky_relu_(x * gain, slope) if gain != 1 else F.leaky_relu(x, slope)
 
 #----------------------------------------------------------------------------
 
