@@ -94,3 +94,31 @@ def test_grid_sample_is_bilinear_zero_padded_with_double_backward_wrt_input():
     assert torch.autograd.gradgradcheck(lambda x: grid_sample_gradfix.grid_sample(x, grid), [x])
 
 #----------------------------------------------------------------------------
+
+# conv2d_resample through upfirdn2d's CUDA formulation (banded matrix products), run on CPU.
+
+@pytest.mark.parametrize('up,down', [(1, 1), (2, 1), (1, 2), (2, 2)])
+@pytest.mark.parametrize('k', [1, 3])
+def test_conv2d_resample_cuda_formulation_equals_generic_path_without_depthwise_convolution(up, down, k, cuda_formulation, monkeypatch):
+    gen = torch.Generator().manual_seed(19)
+    x = torch.randn([2, 4, 8, 9], dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn([6, 2, k, k], dtype=torch.float64, generator=gen, requires_grad=True)
+    filters = [None, upfirdn2d.setup_filter([1, 3, 3, 1]), upfirdn2d.setup_filter(torch.rand([10], generator=gen) + 0.5)]
+    refs = [_generic_conv2d_resample(x, w, f, up, down, [0, 1, 2, 0], 2, False, True) for f in filters]
+    convolutions = []
+    def spy(conv):
+        def call(input, weight, *args, groups=1, **kwargs):
+            convolutions.append((weight.shape[1], groups)) # [O, I/groups, ...] or transposed [I, O/groups, ...]
+            return conv(input, weight, *args, groups=groups, **kwargs)
+        return call
+    monkeypatch.setattr(torch.nn.functional, 'conv2d', spy(F.conv2d))
+    monkeypatch.setattr(torch.nn.functional, 'conv_transpose2d', spy(F.conv_transpose2d))
+    for f, ref in zip(filters, refs):
+        y = conv2d_resample.conv2d_resample(x, w, f=f, up=up, down=down, padding=[0, 1, 2, 0], groups=2, flip_weight=False, flip_filter=True)
+        assert y.shape == ref.shape and torch.allclose(y, ref, rtol=1e-6, atol=1e-6)
+        dy = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+        for a, r in zip(torch.autograd.grad(y, [x, w], dy), torch.autograd.grad(ref, [x, w], dy)):
+            assert torch.allclose(a, r, rtol=1e-6, atol=1e-6)
+    assert convolutions and all(groups == 2 and per_group > 1 for per_group, groups in convolutions) # the layer's own; no depthwise FIR
+
+#----------------------------------------------------------------------------

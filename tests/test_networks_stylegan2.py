@@ -159,3 +159,23 @@ def test_layer_gains_and_initialisation():
     assert list(down(torch.randn([1, 2, 8, 8])).shape) == [1, 3, 4, 4]
 
 #----------------------------------------------------------------------------
+
+def test_cuda_formulation_of_the_ops_gives_the_same_logits_and_r1_gradients(monkeypatch):
+    # The discriminator with upfirdn2d's CUDA formulation (banded matrix products) forced on CPU, against
+    # the plain path: logits, R1 penalty (double backward) and its parameter gradients.
+    from torch_utils.ops import upfirdn2d
+    torch.manual_seed(0)
+    D = n2.Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=128, channel_max=16,
+        epilogue_kwargs=dict(mbstd_group_size=2))
+    img0 = torch.randn([4, 3, 16, 16])
+    results = []
+    for matmul in (False, True):
+        monkeypatch.setattr(upfirdn2d, '_matmul_path', lambda x, impl: matmul)
+        D.zero_grad(set_to_none=True)
+        img = img0.clone().requires_grad_(True)
+        logits = D(img, None)
+        (grad,) = torch.autograd.grad(logits.sum(), [img], create_graph=True)
+        (logits.mean() + grad.square().sum()).backward()
+        results.append([logits, grad] + [p.grad for p in D.parameters()])
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item()) # float32 rounding
