@@ -276,7 +276,8 @@ def test_gradient_is_the_adjoint_of_the_augmentation():
     assert grad.abs().sum() > 0
     assert (grad * e).sum().item() == pytest.approx(change.item(), rel=1e-3)
 
-def test_double_backward_through_the_pipeline_reaches_the_discriminator():
+def test_double_backward_through_the_pipeline_reaches_the_discriminator(monkeypatch):
+    monkeypatch.setattr(grid_sample_gradfix, 'enabled', True) # As the training loops set it for R1.
     torch.manual_seed(0)
     D = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Softplus(), torch.nn.Flatten(), torch.nn.Linear(4 * 30 * 30, 1))
     pipe = AugmentPipe(**{name: 1 for name in ALL})
@@ -320,7 +321,10 @@ def test_r1_through_geometric_augmentation_equals_pytorchs_own_second_derivative
     monkeypatch.setattr(grid_sample_gradfix, 'enabled', True)
     penalty, grads = _r1_through_geometric_augmentation()
     monkeypatch.setattr(grid_sample_gradfix, 'enabled', False) # Plain F.grid_sample: needs PyTorch's own formula.
-    ref_penalty, ref_grads = _r1_through_geometric_augmentation()
+    try:
+        ref_penalty, ref_grads = _r1_through_geometric_augmentation()
+    except RuntimeError as err:
+        pytest.skip(f'this PyTorch has no double backward of grid_sample to compare with: {err}')
     torch.testing.assert_close(penalty, ref_penalty)
     for g, ref in zip(grads, ref_grads):
         torch.testing.assert_close(g, ref)
