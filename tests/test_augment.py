@@ -8,7 +8,7 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 
-from torch_utils.ops import upfirdn2d
+from torch_utils.ops import grid_sample_gradfix, upfirdn2d
 from training import augment
 from training.augment import AugmentPipe
 
@@ -276,7 +276,8 @@ def test_gradient_is_the_adjoint_of_the_augmentation():
     assert grad.abs().sum() > 0
     assert (grad * e).sum().item() == pytest.approx(change.item(), rel=1e-3)
 
-def test_double_backward_through_the_pipeline_reaches_the_discriminator():
+def test_double_backward_through_the_pipeline_reaches_the_discriminator(monkeypatch):
+    monkeypatch.setattr(grid_sample_gradfix, 'enabled', True) # As the training loops set it for R1.
     torch.manual_seed(0)
     D = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Softplus(), torch.nn.Flatten(), torch.nn.Linear(4 * 30 * 30, 1))
     pipe = AugmentPipe(**{name: 1 for name in ALL})
@@ -285,6 +286,48 @@ def test_double_backward_through_the_pipeline_reaches_the_discriminator():
     r1_grads.square().sum().backward()
     grads = [D[0].weight.grad, D[0].bias.grad, D[3].weight.grad] # (D's output bias does not affect R1.)
     assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+def _autograd_node_names(root):
+    """Names of every node of the autograd graph that ends in root (grad_fn.next_functions, recursively)."""
+    names, seen, stack = set(), set(), [root]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+def _r1_through_geometric_augmentation(seed=0):
+    """R1 penalty of a tiny D behind ADA's geometric augmentation at p=1, and D's gradients of it."""
+    torch.manual_seed(seed)
+    D = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Softplus(), torch.nn.Flatten(), torch.nn.Linear(4 * 30 * 30, 1))
+    pipe = AugmentPipe(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1)
+    x = torch.randn([2, 3, 32, 32], requires_grad=True)
+    (r1_grads,) = torch.autograd.grad(D(pipe(x)).sum(), [x], create_graph=True)
+    penalty = r1_grads.square().sum()
+    return penalty, torch.autograd.grad(penalty, [D[0].weight, D[0].bias, D[3].weight])
+
+def test_r1_through_geometric_augmentation_never_needs_pytorchs_grid_sampler_double_backward(monkeypatch):
+    """PyTorch differentiates its grid_sampler_2d_backward only in its newest releases (older ones raise 'derivative
+    for aten::grid_sampler_2d_backward is not implemented' at the first R1 step); grid_sample_gradfix must not use it."""
+    monkeypatch.setattr(grid_sample_gradfix, 'enabled', True)
+    penalty, _ = _r1_through_geometric_augmentation()
+    names = _autograd_node_names(penalty.grad_fn)
+    assert not [name for name in names if name.startswith('GridSampler2D')], sorted(names)
+
+def test_r1_through_geometric_augmentation_equals_pytorchs_own_second_derivative(monkeypatch):
+    monkeypatch.setattr(grid_sample_gradfix, 'enabled', True)
+    penalty, grads = _r1_through_geometric_augmentation()
+    monkeypatch.setattr(grid_sample_gradfix, 'enabled', False) # Plain F.grid_sample: needs PyTorch's own formula.
+    try:
+        ref_penalty, ref_grads = _r1_through_geometric_augmentation()
+    except RuntimeError as err:
+        pytest.skip(f'this PyTorch has no double backward of grid_sample to compare with: {err}')
+    torch.testing.assert_close(penalty, ref_penalty)
+    for g, ref in zip(grads, ref_grads):
+        torch.testing.assert_close(g, ref)
 
 def test_pipe_pickles_with_its_state():
     pipe = AugmentPipe(xflip=1, rotate=0.5, hue=1)

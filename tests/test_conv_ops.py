@@ -84,14 +84,28 @@ def test_fma_broadcasts_and_reduces_gradients_to_operand_shapes():
 
 #----------------------------------------------------------------------------
 
-def test_grid_sample_is_bilinear_zero_padded_with_double_backward_wrt_input():
+@pytest.mark.parametrize('enabled', [False, True])
+def test_grid_sample_is_bilinear_zero_padded_with_pytorchs_values_and_gradients(monkeypatch, enabled):
+    monkeypatch.setattr(grid_sample_gradfix, 'enabled', enabled)
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn([2, 3, 5, 6], dtype=torch.float64, generator=gen, requires_grad=True)
+    grid = (torch.rand([2, 4, 4, 2], dtype=torch.float64, generator=gen) * 2.4 - 1.2).requires_grad_(True)
+    ref = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+    y = grid_sample_gradfix.grid_sample(x, grid)
+    assert torch.equal(y, ref)
+    dy = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+    for g, ref_g in zip(torch.autograd.grad(y, [x, grid], dy), torch.autograd.grad(ref, [x, grid], dy)):
+        assert torch.equal(g, ref_g)
+
+def test_enabled_grid_sample_has_its_own_double_backward_wrt_input(monkeypatch):
+    monkeypatch.setattr(grid_sample_gradfix, 'enabled', True)
     gen = torch.Generator().manual_seed(12)
     x = torch.randn([2, 3, 5, 6], dtype=torch.float64, generator=gen, requires_grad=True)
     grid = torch.rand([2, 4, 4, 2], dtype=torch.float64, generator=gen) * 2.4 - 1.2
-    ref = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
-    assert torch.equal(grid_sample_gradfix.grid_sample(x, grid), ref)
     assert torch.autograd.gradcheck(lambda x: grid_sample_gradfix.grid_sample(x, grid), [x])
     assert torch.autograd.gradgradcheck(lambda x: grid_sample_gradfix.grid_sample(x, grid), [x])
+    (grad,) = torch.autograd.grad(grid_sample_gradfix.grid_sample(x, grid).square().sum(), [x], create_graph=True)
+    assert 'GridSampler2D' not in type(grad.grad_fn).__name__
 
 #----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from torch_utils import training_stats
+from torch_utils.ops import grid_sample_gradfix
 from training import networks_stylegan2
 from training import networks_stylegan3
 from training.augment import AugmentPipe
@@ -12,6 +13,13 @@ from training.loss import StyleGAN2Loss
 
 RES = 8
 PHASES = ['Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth']
+
+#----------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _second_order_grid_sample(monkeypatch):
+    """R1 through ADA's augmentation needs grid_sample's double backward: on, as the training loops set it."""
+    monkeypatch.setattr(grid_sample_gradfix, 'enabled', True)
 
 #----------------------------------------------------------------------------
 # Tiny stand-in networks with the interface the loss relies on.

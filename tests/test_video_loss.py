@@ -8,6 +8,7 @@ from svc_plugin.discriminator import VideoDiscriminator
 from svc_plugin.loss import VideoLoss, augment_clips
 from svc_plugin.networks import VideoGenerator
 from torch_utils import training_stats
+from torch_utils.ops import grid_sample_gradfix
 from training import networks_stylegan2
 from training.augment import AugmentPipe
 
@@ -16,6 +17,13 @@ BATCH, FRAMES = 2, 3
 PHASES = ['Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth']
 ALL_AUGMENTS = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1,
     brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
+
+#----------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _second_order_grid_sample(monkeypatch):
+    """R1 through ADA's augmentation needs grid_sample's double backward: on, as the training loops set it."""
+    monkeypatch.setattr(grid_sample_gradfix, 'enabled', True)
 
 #----------------------------------------------------------------------------
 # A tiny generator with the video generator's interface: G.mapping(z, c) -> ws [batch, num_ws, w_dim],
