@@ -261,7 +261,8 @@ class VideoGenerator(networks_stylegan3.Generator):
         if missing:
             raise ValueError(f'{type(G_image).__name__} is not a StyleGAN3 image generator: the video generator '
                 f'has no place for {", ".join(missing[:3])}')
-        misc.copy_params_and_buffers(G_image, G, require_all=False)
+        with torch.no_grad(): # NVIDIA's copy is in-place on tensors that may require grad.
+            misc.copy_params_and_buffers(G_image, G, require_all=False)
         params = list(G_image.parameters())
         device = params[0].device if params else torch.device('cpu')
         return G.to(device).train(G_image.training).requires_grad_(any(p.requires_grad for p in params))

@@ -1,0 +1,27 @@
+"""The plugin's calls into the upstream layer, against the behaviour of NVIDIA's release where ours is more lenient."""
+
+import torch
+
+from torch_utils import misc
+from training import networks_stylegan3
+from svc_plugin import networks
+
+#----------------------------------------------------------------------------
+
+def release_copy_params_and_buffers(src_module, dst_module, require_all=False):
+    """misc.copy_params_and_buffers as the release has it: an in-place copy, whatever the autograd mode."""
+    src_tensors = dict(misc.named_params_and_buffers(src_module))
+    for name, tensor in misc.named_params_and_buffers(dst_module):
+        assert (name in src_tensors) or (not require_all)
+        if name in src_tensors:
+            tensor.copy_(src_tensors[name].detach()).requires_grad_(tensor.requires_grad)
+
+def test_video_generator_from_image_generator_with_release_copy(monkeypatch):
+    monkeypatch.setattr(misc, 'copy_params_and_buffers', release_copy_params_and_buffers)
+    torch.manual_seed(0)
+    G_image = networks_stylegan3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3,
+        channel_base=128, channel_max=8, num_layers=4, num_critical=1, margin_size=2, num_fp16_res=0).requires_grad_(True)
+    G = networks.VideoGenerator.from_image_generator(G_image, motion_kwargs=dict(v_dim=8, z_dim=8, motion_z_distance=4))
+    assert torch.equal(G.mapping.fc0.weight, G_image.mapping.fc0.weight)
+
+#----------------------------------------------------------------------------
