@@ -329,8 +329,20 @@ def networks_from_snapshot(snapshot, G_kwargs, D_kwargs):
         raise TrainingStopped(f'cannot train a {G_class.__name__} from a snapshot of a {type(snapshot["G"]).__name__}')
     G = G_class.from_image_generator(snapshot['G'], **video_only_kwargs(G_kwargs, snapshot['G']))
     G_ema = G_class.from_image_generator(snapshot['G_ema'], **video_only_kwargs(G_kwargs, snapshot['G_ema']))
+    copy_new_weights(G, G_ema, image_module=snapshot['G_ema'])
     D = D_class.from_image_discriminator(snapshot['D'], **video_only_kwargs(D_kwargs, snapshot['D']))
     return G, D, G_ema
+
+def copy_new_weights(src, dst, image_module):
+    """Copy into dst src's params and buffers that image_module has no counterpart of (motion encoder, fusion,
+    input offset, ...): G and G_ema start from one draw of the video-only weights, not two, while each keeps its
+    own image weights."""
+    image_names = {name for name, _ in misc.named_params_and_buffers(image_module)}
+    src_tensors = dict(misc.named_params_and_buffers(src))
+    with torch.no_grad():
+        for name, tensor in misc.named_params_and_buffers(dst):
+            if name not in image_names:
+                tensor.copy_(src_tensors[name])
 
 def build_networks(training_set, G_kwargs, D_kwargs, snapshot):
     """G, D, G_ema for the dataset: from the resume snapshot if there is one, else freshly initialised."""

@@ -22,6 +22,7 @@ from svc_plugin.dataset import VideoFramesFolderDataset
 from training import loss as upstream_loss
 from training import networks_stylegan2
 from training import networks_stylegan3
+from torch_utils import misc
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER_ENV = dict(os.environ, OMP_NUM_THREADS='1') # Several processes share two cores: no thread oversubscription.
@@ -230,6 +231,22 @@ def test_image_snapshot_becomes_video_networks_with_its_architecture_and_the_run
         assert torch.allclose(G_ema(z, None, t=torch.zeros([2, 1])), G(z, None), atol=1e-5) # Starts where the image stage ended.
     snapshot = dict(G=G_video, D=D_video, G_ema=G_ema)
     assert training_loop_ext.networks_from_snapshot(snapshot, G_kwargs, D_kwargs) == (G_video, D_video, G_ema) # Video: taken as is.
+
+def test_video_g_and_g_ema_from_an_image_snapshot_share_their_new_weights_and_keep_their_own_image_weights():
+    G = networks_stylegan3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=512, channel_max=8, mapping_kwargs=dict(num_layers=1))
+    D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=512, channel_max=8)
+    G_ema = networks_stylegan3.Generator(**G.init_kwargs) # Image weights of its own.
+    G_kwargs = dict(class_name='svc_plugin.networks.VideoGenerator', low_rank=2, motion_kwargs=dict(z_dim=8, v_dim=8, motion_z_distance=4))
+    D_kwargs = dict(class_name='svc_plugin.discriminator.VideoDiscriminator', num_frames=3, tsm=True, fuse='mean', fuse_res=8)
+    G_video, _, G_ema_video = training_loop_ext.networks_from_snapshot(dict(G=G, D=D, G_ema=G_ema), G_kwargs, D_kwargs)
+    tensors = lambda module: dict(misc.named_params_and_buffers(module))
+    image_names = set(tensors(G))
+    video, video_ema = tensors(G_video), tensors(G_ema_video)
+    new_names = sorted(set(video) - image_names)
+    assert any('motion_encoder' in name for name in new_names) and 'synthesis.fuse.weight' in new_names and 'synthesis.input_motion.weight' in new_names
+    assert all(torch.equal(video[name], video_ema[name]) for name in new_names) # One draw of the video-only weights.
+    assert all(torch.equal(video[name], tensors(G)[name]) and torch.equal(video_ema[name], tensors(G_ema)[name]) for name in image_names)
+    assert not torch.equal(video['synthesis.input.weight'], video_ema['synthesis.input.weight']) # Each its own source's.
 
 def test_first_frames_view_feeds_the_upstream_image_grid(data_zip):
     dataset = VideoFramesFolderDataset(data_zip, frames=1)
