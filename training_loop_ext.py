@@ -459,7 +459,7 @@ def update_ema(G, G_ema, beta):
 class AdaptiveAugment:
     """ADA (Karras et al. 2020, §3): every `interval` steps, p rises when E[sign(D(real))] since the previous
     adjustment exceeds the target (D overfits) and falls otherwise, fast enough to cross [0, 1] in ada_kimg thousand
-    frames; p >= 0. The signs gathered since the last adjustment (`pending`: count, sum) belong to the training state,
+    clips (one sign per clip, as StyleGAN-V: in a video stage p moves per clip, not per frame); p >= 0. The signs gathered since the last adjustment (`pending`: count, sum) belong to the training state,
     so a resumed run adjusts p exactly as the uninterrupted run would."""
 
     def __init__(self, augment_pipe, target, interval, ada_kimg):
@@ -478,15 +478,15 @@ class AdaptiveAugment:
         if count > 0:
             self.pending = [self.pending[0] + count, self.pending[1] + self.collector.mean('Loss/signs/real') * count]
 
-    def step(self, batch_idx, step_nimg):
-        """After step batch_idx (counted from 1) of step_nimg frames: adjust p if it is due."""
+    def step(self, batch_idx, step_clips):
+        """After step batch_idx (counted from 1) of step_clips clips: adjust p if it is due."""
         if batch_idx % self.interval != 0:
             return
         self.collect()
         count, total = self.pending
         self.pending = [0.0, 0.0]
         if count > 0:
-            delta = np.sign(total / count - self.target) * step_nimg * self.interval / (self.ada_kimg * 1000)
+            delta = np.sign(total / count - self.target) * step_clips * self.interval / (self.ada_kimg * 1000)
             self.augment_pipe.p.copy_((self.augment_pipe.p + delta).clamp(min=0))
 
 #----------------------------------------------------------------------------
@@ -769,7 +769,7 @@ def training_loop(
     augment_p               = 0,        # Initial augmentation probability.
     ada_target              = None,     # ADA target of E[sign(D(real))], None = fixed p.
     ada_interval            = 4,        # Steps between ADA adjustments.
-    ada_kimg                = 500,      # Thousands of frames for ADA to move p by 1.
+    ada_kimg                = 500,      # Thousands of clips for ADA to move p by 1.
     total_kimg              = 25000,    # Length of this stage in thousands of frames, counted from its start.
     kimg_per_tick           = 4,        # Thousands of frames per tick (progress line, stats).
     image_snapshot_ticks    = 50,       # Ticks between preview grids / videos, None = none.
@@ -862,7 +862,7 @@ def training_loop(
         cur_nimg += step_nimg
         batch_idx += 1
         if ada is not None:
-            ada.step(batch_idx, step_nimg)
+            ada.step(batch_idx, batch_size)
 
         # A tick ends after the first step, then every kimg_per_tick.
         done = (cur_nimg >= end_nimg)

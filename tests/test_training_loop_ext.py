@@ -248,6 +248,23 @@ def test_video_g_and_g_ema_from_an_image_snapshot_share_their_new_weights_and_ke
     assert all(torch.equal(video[name], tensors(G)[name]) and torch.equal(video_ema[name], tensors(G_ema)[name]) for name in image_names)
     assert not torch.equal(video['synthesis.input.weight'], video_ema['synthesis.input.weight']) # Each its own source's.
 
+def test_ada_moves_p_per_clip_in_a_video_stage(tmp_path, data_zip):
+    stage = tiny_image_stage(data_zip, frames=3, total_kimg=0.012, image_snapshot_ticks=None, # 2 steps of 2 clips = 6 frames.
+        training_set_kwargs=dict(class_name='svc_plugin.dataset.VideoFramesFolderDataset', path=data_zip, frames=3, resolution=32),
+        G_kwargs=dict(class_name='svc_plugin.networks.VideoGenerator', z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=1),
+            channel_base=1024, channel_max=16, motion_kwargs=dict(z_dim=8, v_dim=8, motion_z_distance=4)),
+        D_kwargs=dict(class_name='svc_plugin.discriminator.VideoDiscriminator', channel_base=1024, channel_max=16, fuse_res=16,
+            epilogue_kwargs=dict(mbstd_group_size=2)),
+        loss_kwargs=dict(class_name='svc_plugin.loss.VideoLoss', r1_gamma=0.01),
+        augment_kwargs=dict(class_name='training.augment.AugmentPipe', xflip=1),
+        ada_target=-2, ada_interval=1, ada_kimg=0.01) # Every sign exceeds the target: p rises at every step.
+    os.makedirs(tmp_path / 'run')
+    training_loop_ext.launch([stage], 1, lambda: str(tmp_path / 'run'))
+    (snapshot_pkl,) = [name for name in os.listdir(tmp_path / 'run') if name.endswith('.pkl')]
+    with open(tmp_path / 'run' / snapshot_pkl, 'rb') as f:
+        p = float(pickle.load(f)['augment_pipe'].p)
+    assert p == pytest.approx(2 * 2 / 10) # 2 steps x 2 clips / 10 clips per unit of p; per frame it would be 3x that.
+
 def test_first_frames_view_feeds_the_upstream_image_grid(data_zip):
     dataset = VideoFramesFolderDataset(data_zip, frames=1)
     (cols, rows), images, labels = training_loop_ext.cropped_image_grid(dataset, (5, 3), random_seed=0)
