@@ -259,17 +259,34 @@ def gather_rng(rnd, num_gpus):
 class ResumableClipSampler(torch.utils.data.Sampler):
     """misc.InfiniteSampler without its first `skip` items, as dataset keys (item, draw): draw = (seed, rank, position
     in this rank's stream) seeds that clip's frame times alone, so a resumed run reads the very clips (videos and
-    times) the uninterrupted run would have read next, whatever the number of DataLoader workers."""
+    times) the uninterrupted run would have read next, whatever the number of DataLoader workers.
+    Single frames of a dataset with sampling='video' (StyleGAN-V's image sampling): the draw picks a video uniformly,
+    then one of its items, so that every video weighs the same whatever its length."""
     def __init__(self, skip, dataset, rank, num_replicas, seed):
         super().__init__()
         self.sampler = misc.InfiniteSampler(dataset=dataset, rank=rank, num_replicas=num_replicas, seed=seed)
         self.skip = skip
         self.draw_prefix = (seed, rank)
+        self.items_of_videos = None
+        if getattr(dataset, 'frames', None) == 1 and getattr(dataset, 'sampling', 'frame') == 'video':
+            videos = dataset.item_videos()
+            order = np.argsort(videos, kind='stable')
+            self.items_of_videos = np.split(order, np.flatnonzero(np.diff(videos[order])) + 1) # [num_videos][items of it]
 
     def __iter__(self):
+        if self.items_of_videos is not None:
+            yield from self.video_balanced_keys()
+            return
         items = itertools.islice(iter(self.sampler), self.skip, None)
         for position, idx in enumerate(items, start=self.skip):
             yield (idx, (*self.draw_prefix, position))
+
+    def video_balanced_keys(self):
+        for position in itertools.count(self.skip):
+            draw = (*self.draw_prefix, position)
+            rng = np.random.default_rng(draw)
+            items = self.items_of_videos[rng.integers(len(self.items_of_videos))]
+            yield (int(items[rng.integers(len(items))]), draw)
 
 def open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device):
     """Endless iterator over this rank's real clips, clips_per_rank at a time, starting after clips_done of them."""

@@ -4,6 +4,7 @@ Run as a module (`python -m tests.test_training_loop_ext nan|raise RUN_DIR DATA_
 the NaN and failing-rank tests: a tiny image stage with a test-only loss, launched as train_video.py launches stages."""
 
 import hashlib
+import itertools
 import json
 import os
 import pickle
@@ -12,6 +13,7 @@ import sys
 import time
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
@@ -203,6 +205,25 @@ def test_resumable_clip_sampler_continues_where_the_uninterrupted_sampler_was():
     expected = [next(full) for _ in range(12)][5:]
     resumed = iter(training_loop_ext.ResumableClipSampler(skip=5, dataset=dataset, rank=1, num_replicas=2, seed=3))
     assert [next(resumed) for _ in range(7)] == expected
+
+def write_uneven_videos(root, lengths):
+    """A frame-folder dataset of 16x16 videos, video<i> holding lengths[i] frames."""
+    for v, length in enumerate(lengths):
+        os.makedirs(root / f'video{v}')
+        for f in range(length):
+            PIL.Image.fromarray(np.full([16, 16, 3], f, dtype=np.uint8)).save(root / f'video{v}' / f'{f:04d}.png')
+    return str(root)
+
+@pytest.mark.parametrize('sampling, short_share', [('video', 1 / 2), ('frame', 2 / 16)])
+def test_image_stage_samples_a_video_uniformly_then_a_frame_of_it(tmp_path, sampling, short_share):
+    kwargs = dict(sampling=sampling) if sampling != 'video' else {} # 'video' is the default.
+    dataset = VideoFramesFolderDataset(write_uneven_videos(tmp_path, [2, 14]), frames=1, **kwargs)
+    keys = list(itertools.islice(iter(training_loop_ext.ResumableClipSampler(0, dataset, rank=0, num_replicas=1, seed=0)), 4000))
+    videos = dataset.item_videos()[[idx for idx, _draw in keys]]
+    assert np.mean(videos == 0) == pytest.approx(short_share, abs=0.03) # video0 has 2 of the 16 frames.
+    assert set(idx for idx, _draw in keys) == set(range(16)) # Every frame is drawn.
+    resumed = training_loop_ext.ResumableClipSampler(10, dataset, rank=0, num_replicas=1, seed=0)
+    assert list(itertools.islice(iter(resumed), 20)) == keys[10:30] # Resumable at any position.
 
 def test_a_resumed_clip_stream_reads_the_clips_and_times_of_the_uninterrupted_one_with_any_workers(data_zip):
     def clips(clips_done, num_workers, count):
