@@ -677,10 +677,13 @@ def restore_training_state(state, progress, trainer, num_gpus, rank, run_dir):
 #----------------------------------------------------------------------------
 # Snapshot writing and metrics.
 
-def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, num_gpus):
-    """The upstream snapshot dict: CPU copies in eval mode without grads. With several processes, first checks that
-    every rank holds rank 0's weights (running averages, which each rank keeps from its own data, excepted)."""
+def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, fps, num_gpus):
+    """The upstream snapshot dict: CPU copies in eval mode without grads, plus the dataset's frame rate (key 'fps' when
+    the dataset records one; upstream loaders ignore extra keys), so that videos play at the data's speed. With several
+    processes, first checks that every rank holds rank 0's weights (running averages, kept per rank, excepted)."""
     data = dict(training_set_kwargs=dict(training_set_kwargs))
+    if fps is not None:
+        data['fps'] = fps
     for name, module in dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe).items():
         if module is not None:
             if is_multiprocess(num_gpus):
@@ -717,10 +720,10 @@ def evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, d
         results[metric] = result.results
     return results
 
-def save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, export_safe, num_gpus, rank, device):
+def save_snapshot(run_dir, progress, trainer, training_set_kwargs, fps, metrics, export_safe, num_gpus, rank, device):
     """Write network-snapshot-<kimg>.pkl with its training state (rank 0) and, with export_safe, its weights-only twin .pt,
     evaluate the metrics on it (every rank) and keep best-<metric>.pkl. Returns EasyDict(snapshot_pkl, cur_nimg)."""
-    snapshot = snapshot_dict(trainer.G, trainer.D, trainer.G_ema, trainer.augment_pipe, training_set_kwargs, num_gpus)
+    snapshot = snapshot_dict(trainer.G, trainer.D, trainer.G_ema, trainer.augment_pipe, training_set_kwargs, fps, num_gpus)
     snapshot_pkl = snapshot_pkl_path(run_dir, progress.cur_nimg)
     snapshot_bytes = pickle.dumps(snapshot)
     if trainer.ada is not None:
@@ -909,7 +912,7 @@ def training_loop(
                 print(f'No snapshot at kimg {cur_nimg / 1000:.3f}: it would replace {os.path.basename(resume_pkl)}, where this stage started.')
         if snapshot_due:
             progress.update(cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx)
-            last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, export_safe, num_gpus, rank, device)
+            last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, training_set.fps, metrics, export_safe, num_gpus, rank, device)
 
         cur_tick += 1
         now = time.time()
