@@ -82,7 +82,7 @@ def test_image_stage_writes_an_nvidia_format_snapshot_previews_and_stats(image_r
         'network-snapshot-000000.pkl', 'training-state-000000.pt'} <= names
     with open(os.path.join(image_run, 'network-snapshot-000000.pkl'), 'rb') as f:
         snapshot = pickle.load(f)
-    assert set(snapshot) == {'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}
+    assert set(snapshot) == {'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs', 'fps'} and snapshot['fps'] == 25 # The demo data's rate.
     assert type(snapshot['G']).__name__ == 'Generator' and hasattr(snapshot['G'].synthesis, 'input') # StyleGAN3, upstream class.
     assert float(snapshot['augment_pipe'].p) >= 0 # ADA on.
     kimg = [json.loads(line)['Progress/kimg']['mean'] for line in open(os.path.join(image_run, 'stats.jsonl'))]
