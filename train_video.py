@@ -43,7 +43,7 @@ def resolve_data(data):
 def dataset_kwargs(opts, frames):
     """Dataset kwargs with resolution and labels read from the data itself (one-line error for unusable data)."""
     kwargs = dnnlib.EasyDict(class_name='svc_plugin.dataset.VideoFramesFolderDataset', path=opts.data, frames=frames,
-        max_dist=opts.max_dist, use_labels=opts.cond, xflip=opts.mirror, random_seed=opts.seed)
+        max_dist=opts.max_dist, use_labels=opts.cond, xflip=opts.mirror, random_seed=opts.seed, sampling=opts.sample)
     try:
         dataset = dnnlib.util.construct_class_by_name(**kwargs)
         shape = dataset.image_shape
@@ -336,6 +336,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.option('--freezed',      help='Freeze the first layers of D', metavar='INT',                 type=click.IntRange(min=0), default=0, show_default=True)
 
 # Video model.
+@click.option('--sample',       help='Image stage: a uniform video then one of its frames (StyleGAN-V), or a uniform frame', type=click.Choice(['video', 'frame']), default='video', show_default=True)
 @click.option('--frames',       help='Frames per training clip (video stage)', metavar='INT',       type=click.IntRange(min=2), default=3, show_default=True)
 @click.option('--max-dist',     help='Longest span of a training clip, frames', metavar='INT',      type=click.IntRange(min=1), default=32, show_default=True)
 @click.option('--motion',       help='Blending of motion codes',                                    type=click.Choice(['bspline', 'linear']), default='bspline', show_default=True)

@@ -259,17 +259,34 @@ def gather_rng(rnd, num_gpus):
 class ResumableClipSampler(torch.utils.data.Sampler):
     """misc.InfiniteSampler without its first `skip` items, as dataset keys (item, draw): draw = (seed, rank, position
     in this rank's stream) seeds that clip's frame times alone, so a resumed run reads the very clips (videos and
-    times) the uninterrupted run would have read next, whatever the number of DataLoader workers."""
+    times) the uninterrupted run would have read next, whatever the number of DataLoader workers.
+    Single frames of a dataset with sampling='video' (StyleGAN-V's image sampling): the draw picks a video uniformly,
+    then one of its items, so that every video weighs the same whatever its length."""
     def __init__(self, skip, dataset, rank, num_replicas, seed):
         super().__init__()
         self.sampler = misc.InfiniteSampler(dataset=dataset, rank=rank, num_replicas=num_replicas, seed=seed)
         self.skip = skip
         self.draw_prefix = (seed, rank)
+        self.items_of_videos = None
+        if getattr(dataset, 'frames', None) == 1 and getattr(dataset, 'sampling', 'frame') == 'video':
+            videos = dataset.item_videos()
+            order = np.argsort(videos, kind='stable')
+            self.items_of_videos = np.split(order, np.flatnonzero(np.diff(videos[order])) + 1) # [num_videos][items of it]
 
     def __iter__(self):
+        if self.items_of_videos is not None:
+            yield from self.video_balanced_keys()
+            return
         items = itertools.islice(iter(self.sampler), self.skip, None)
         for position, idx in enumerate(items, start=self.skip):
             yield (idx, (*self.draw_prefix, position))
+
+    def video_balanced_keys(self):
+        for position in itertools.count(self.skip):
+            draw = (*self.draw_prefix, position)
+            rng = np.random.default_rng(draw)
+            items = self.items_of_videos[rng.integers(len(self.items_of_videos))]
+            yield (int(items[rng.integers(len(items))]), draw)
 
 def open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device):
     """Endless iterator over this rank's real clips, clips_per_rank at a time, starting after clips_done of them."""
@@ -329,8 +346,20 @@ def networks_from_snapshot(snapshot, G_kwargs, D_kwargs):
         raise TrainingStopped(f'cannot train a {G_class.__name__} from a snapshot of a {type(snapshot["G"]).__name__}')
     G = G_class.from_image_generator(snapshot['G'], **video_only_kwargs(G_kwargs, snapshot['G']))
     G_ema = G_class.from_image_generator(snapshot['G_ema'], **video_only_kwargs(G_kwargs, snapshot['G_ema']))
+    copy_new_weights(G, G_ema, image_module=snapshot['G_ema'])
     D = D_class.from_image_discriminator(snapshot['D'], **video_only_kwargs(D_kwargs, snapshot['D']))
     return G, D, G_ema
+
+def copy_new_weights(src, dst, image_module):
+    """Copy into dst src's params and buffers that image_module has no counterpart of (motion encoder, fusion,
+    input offset, ...): G and G_ema start from one draw of the video-only weights, not two, while each keeps its
+    own image weights."""
+    image_names = {name for name, _ in misc.named_params_and_buffers(image_module)}
+    src_tensors = dict(misc.named_params_and_buffers(src))
+    with torch.no_grad():
+        for name, tensor in misc.named_params_and_buffers(dst):
+            if name not in image_names:
+                tensor.copy_(src_tensors[name])
 
 def build_networks(training_set, G_kwargs, D_kwargs, snapshot):
     """G, D, G_ema for the dataset: from the resume snapshot if there is one, else freshly initialised."""
@@ -447,7 +476,7 @@ def update_ema(G, G_ema, beta):
 class AdaptiveAugment:
     """ADA (Karras et al. 2020, §3): every `interval` steps, p rises when E[sign(D(real))] since the previous
     adjustment exceeds the target (D overfits) and falls otherwise, fast enough to cross [0, 1] in ada_kimg thousand
-    frames; p >= 0. The signs gathered since the last adjustment (`pending`: count, sum) belong to the training state,
+    clips (one sign per clip, as StyleGAN-V: in a video stage p moves per clip, not per frame); p >= 0. The signs gathered since the last adjustment (`pending`: count, sum) belong to the training state,
     so a resumed run adjusts p exactly as the uninterrupted run would."""
 
     def __init__(self, augment_pipe, target, interval, ada_kimg):
@@ -466,15 +495,15 @@ class AdaptiveAugment:
         if count > 0:
             self.pending = [self.pending[0] + count, self.pending[1] + self.collector.mean('Loss/signs/real') * count]
 
-    def step(self, batch_idx, step_nimg):
-        """After step batch_idx (counted from 1) of step_nimg frames: adjust p if it is due."""
+    def step(self, batch_idx, step_clips):
+        """After step batch_idx (counted from 1) of step_clips clips: adjust p if it is due."""
         if batch_idx % self.interval != 0:
             return
         self.collect()
         count, total = self.pending
         self.pending = [0.0, 0.0]
         if count > 0:
-            delta = np.sign(total / count - self.target) * step_nimg * self.interval / (self.ada_kimg * 1000)
+            delta = np.sign(total / count - self.target) * step_clips * self.interval / (self.ada_kimg * 1000)
             self.augment_pipe.p.copy_((self.augment_pipe.p + delta).clamp(min=0))
 
 #----------------------------------------------------------------------------
@@ -648,10 +677,13 @@ def restore_training_state(state, progress, trainer, num_gpus, rank, run_dir):
 #----------------------------------------------------------------------------
 # Snapshot writing and metrics.
 
-def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, num_gpus):
-    """The upstream snapshot dict: CPU copies in eval mode without grads. With several processes, first checks that
-    every rank holds rank 0's weights (running averages, which each rank keeps from its own data, excepted)."""
+def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, fps, num_gpus):
+    """The upstream snapshot dict: CPU copies in eval mode without grads, plus the dataset's frame rate (key 'fps' when
+    the dataset records one; upstream loaders ignore extra keys), so that videos play at the data's speed. With several
+    processes, first checks that every rank holds rank 0's weights (running averages, kept per rank, excepted)."""
     data = dict(training_set_kwargs=dict(training_set_kwargs))
+    if fps is not None:
+        data['fps'] = fps
     for name, module in dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe).items():
         if module is not None:
             if is_multiprocess(num_gpus):
@@ -688,10 +720,10 @@ def evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, d
         results[metric] = result.results
     return results
 
-def save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, export_safe, num_gpus, rank, device):
+def save_snapshot(run_dir, progress, trainer, training_set_kwargs, fps, metrics, export_safe, num_gpus, rank, device):
     """Write network-snapshot-<kimg>.pkl with its training state (rank 0) and, with export_safe, its weights-only twin .pt,
     evaluate the metrics on it (every rank) and keep best-<metric>.pkl. Returns EasyDict(snapshot_pkl, cur_nimg)."""
-    snapshot = snapshot_dict(trainer.G, trainer.D, trainer.G_ema, trainer.augment_pipe, training_set_kwargs, num_gpus)
+    snapshot = snapshot_dict(trainer.G, trainer.D, trainer.G_ema, trainer.augment_pipe, training_set_kwargs, fps, num_gpus)
     snapshot_pkl = snapshot_pkl_path(run_dir, progress.cur_nimg)
     snapshot_bytes = pickle.dumps(snapshot)
     if trainer.ada is not None:
@@ -757,7 +789,7 @@ def training_loop(
     augment_p               = 0,        # Initial augmentation probability.
     ada_target              = None,     # ADA target of E[sign(D(real))], None = fixed p.
     ada_interval            = 4,        # Steps between ADA adjustments.
-    ada_kimg                = 500,      # Thousands of frames for ADA to move p by 1.
+    ada_kimg                = 500,      # Thousands of clips for ADA to move p by 1.
     total_kimg              = 25000,    # Length of this stage in thousands of frames, counted from its start.
     kimg_per_tick           = 4,        # Thousands of frames per tick (progress line, stats).
     image_snapshot_ticks    = 50,       # Ticks between preview grids / videos, None = none.
@@ -850,7 +882,7 @@ def training_loop(
         cur_nimg += step_nimg
         batch_idx += 1
         if ada is not None:
-            ada.step(batch_idx, step_nimg)
+            ada.step(batch_idx, batch_size)
 
         # A tick ends after the first step, then every kimg_per_tick.
         done = (cur_nimg >= end_nimg)
@@ -880,7 +912,7 @@ def training_loop(
                 print(f'No snapshot at kimg {cur_nimg / 1000:.3f}: it would replace {os.path.basename(resume_pkl)}, where this stage started.')
         if snapshot_due:
             progress.update(cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx)
-            last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, metrics, export_safe, num_gpus, rank, device)
+            last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, training_set.fps, metrics, export_safe, num_gpus, rank, device)
 
         cur_tick += 1
         now = time.time()

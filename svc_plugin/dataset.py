@@ -45,7 +45,9 @@ class VideoFramesFolderDataset(Dataset):
     Item idx -> (frames uint8 [F, C, H, W], label float32 [label_dim], times float32 [F]). The times are
     the sampled frame indices minus the clip's first index, so t[0] = 0 and t[-1] = the span: the
     generator is sampled at times of the same kind, which only matter up to a shift.
-    frames=1 is image mode: one item per frame of every video, times = [0].
+    frames=1 is image mode: one item per frame of every video, times = [0]. `sampling` says how the training
+    loop draws them: 'video' (StyleGAN-V's dataset) a video uniformly, then one of its frames, so long videos
+    do not outweigh short ones; 'frame' every frame alike.
     In clip mode one item is one video (a fresh clip at every visit); videos shorter than `frames`
     are left out of the items (still listed in video_names / video_lengths) and counted in a log line.
 
@@ -64,10 +66,14 @@ class VideoFramesFolderDataset(Dataset):
         frames      = 3,        # Frames per clip; 1 = image mode over every frame of every video.
         max_dist    = 32,       # Largest clip span (last frame index minus first), in frames.
         random_seed = 0,        # Seed of the clip sampling (and of the upstream max_size subset).
+        sampling    = 'video',  # Image mode, in training: 'video' = uniform video then frame, 'frame' = uniform frame.
         **super_kwargs,         # Upstream Dataset arguments: max_size, use_labels, xflip.
     ):
         if frames < 1 or (frames > 1 and max_dist < frames - 1):
             raise ValueError(f'need frames >= 1 and max_dist >= frames - 1, got frames={frames}, max_dist={max_dist}')
+        if sampling not in ('video', 'frame'):
+            raise ValueError(f"sampling must be 'video' or 'frame', got {sampling!r}")
+        self._sampling = sampling
         self._path = path
         self._zipfile = None
         self._zip_pid = None
@@ -278,6 +284,14 @@ class VideoFramesFolderDataset(Dataset):
     @property
     def frames(self):
         return self._frames
+
+    @property
+    def sampling(self):
+        return self._sampling
+
+    def item_videos(self):
+        """Video index (into video_names) of every item, in item order: [len(self)]."""
+        return self._items[self._raw_idx, 0]
 
     @property
     def max_dist(self):

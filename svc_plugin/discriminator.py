@@ -129,7 +129,7 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
 
     img [batch * frames, C, H, W] (video-major rows), c [batch, c_dim] (one label per clip),
     t [batch, frames] frame times. Blocks above fuse_res see single frames, with TSM on their residual
-    branch; the block at fuse_res and below see one feature map per clip:
+    branch unless frozen (block_kwargs freeze_layers: a frozen block keeps its image features); the block at fuse_res and below see one feature map per clip:
     - fuse='mean' (StyleSV): the frames' features are averaged; every block keeps its upstream channels.
     - fuse='concat' (StyleGAN-V): the frames' features are stacked along channels, so the block at
       fuse_res takes frames * C input channels (in = tmp = frames * C, out = C at fuse_res/2 as upstream).
@@ -180,7 +180,8 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
 
         for res in self.block_resolutions:
             block = getattr(self, f'b{res}')
-            if res > fuse_res and tsm and num_frames > 1:
+            trainable = block.conv0.init_kwargs.get('trainable', True) # False in blocks frozen by freeze_layers.
+            if res > fuse_res and tsm and num_frames > 1 and trainable: # Shift only where D learns, as the reference.
                 block.conv0 = TemporalShiftConv2dLayer(*block.conv0.init_args, num_frames=num_frames,
                     fold_div=tsm_fold_div, **block.conv0.init_kwargs)
             if res == fuse_res and fuse == 'concat' and num_frames > 1:

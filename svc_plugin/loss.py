@@ -1,5 +1,5 @@
 """Clip loss of StyleSV (Towards Smooth Video Composition, ICLR 2023): the StyleGAN2 loss on clips of
-frames at sampled times, with one augmentation draw per clip and R1 on real clips."""
+frames at sampled times, with one augmentation draw per clip and R1 on real clips (averaged over their frames)."""
 
 import numpy as np
 import torch
@@ -142,7 +142,8 @@ class VideoLoss(loss.StyleGAN2Loss):
         return loss_Dgen.detach()
 
     def D_real(self, real_img, real_c, real_t, gain, blur_sigma, loss_Dgen, main, r1):
-        """softplus(-D(x)) on real clips and/or R1: gamma/2 * |grad of D(clip) w.r.t. all its frames|^2."""
+        """softplus(-D(x)) on real clips and/or R1: gamma/2 * each frame's |grad of D(clip) w.r.t. the frame|^2,
+        averaged over the clip's frames (StyleGAN-V's and StyleSV's R1), so gamma means what it means for images."""
         real_img = real_img.detach().requires_grad_(r1)
         real_logits = self.run_D(real_img, real_c, blur_sigma=blur_sigma, t=real_t)
         training_stats.report('Loss/scores/real', real_logits)
@@ -154,7 +155,8 @@ class VideoLoss(loss.StyleGAN2Loss):
         if r1:
             with conv2d_gradfix.no_weight_gradients():
                 r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img], create_graph=True, only_inputs=True)[0]
-            r1_penalty = r1_grads.reshape(real_logits.shape[0], -1).square().sum(dim=1) # [batch]: over every frame of the clip
+            num_frames = real_img.shape[0] // real_logits.shape[0]
+            r1_penalty = r1_grads.reshape(real_logits.shape[0], num_frames, -1).square().sum(dim=2).mean(dim=1) # [batch]
             training_stats.report('Loss/r1_penalty', r1_penalty)
             loss_Dr1 = r1_penalty.unsqueeze(1) * (self.r1_gamma / 2)
             training_stats.report('Loss/D/reg', loss_Dr1)

@@ -63,7 +63,8 @@ def seeded_noise(seeds, slots, dim):
 
 @persistence.persistent_class
 class TemporalConv1d(torch.nn.Module):
-    """Padding-free 1-D convolution over key slots with equalized learning rate, then an activation."""
+    """Padding-free 1-D convolution over key slots with equalized learning rate, then an activation with
+    gain 1 (StyleGAN-V's temporal convolutions: a plain leaky ReLU, not bias_act's sqrt(2)-scaled one)."""
 
     def __init__(self,
         in_channels,                # Input channels.
@@ -81,7 +82,7 @@ class TemporalConv1d(torch.nn.Module):
 
     def forward(self, x):
         x = torch.nn.functional.conv1d(x, self.weight.to(x.dtype) * self.weight_gain) # [B, out, S - kernel_size + 1]
-        return bias_act.bias_act(x, (self.bias * self.bias_gain).to(x.dtype), act=self.activation)
+        return bias_act.bias_act(x, (self.bias * self.bias_gain).to(x.dtype), act=self.activation, gain=1)
 
 #----------------------------------------------------------------------------
 

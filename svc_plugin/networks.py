@@ -3,7 +3,9 @@
 Frames are a batch dimension: a clip of F frames of video b occupies output rows b*F .. b*F+F-1
 (video-major), all sharing the content latent w of video b. v(t), scaled by a learnable per-channel
 motion mask, enters the Fourier-feature input as a per-channel offset and every layer's w through a
-fusion layer; optionally it also drives a low-rank temporal modulation of every convolution.
+fusion layer (not ws[0], which drives the input's transform: motion does not rotate or translate the
+whole frame, as in the reference code); optionally it also drives a low-rank temporal modulation of
+every convolution.
 
 Start exactly where pre-training ended: the mask starts at zero and the fusion starts as the identity
 on w, so a video generator built from an image snapshot renders that snapshot's images at every t.
@@ -184,9 +186,8 @@ class VideoSynthesisNetwork(networks_stylegan3.SynthesisNetwork):
         v = motion['motion_v'] * self.motion_mask # [B*F, v_dim]
 
         ws = ws.to(torch.float32).repeat_interleave(t.shape[1], dim=0) # [B*F, num_ws, w_dim], video-major
-        ws = self.fuse_motion(ws, v).unbind(dim=1)
-        x = self.input(ws[0]) + self.input_motion(v).unsqueeze(2).unsqueeze(3) # [B*F, C, H, W]
-        for name, w in zip(self.layer_names, ws[1:]):
+        x = self.input(ws[:, 0]) + self.input_motion(v).unsqueeze(2).unsqueeze(3) # [B*F, C, H, W]
+        for name, w in zip(self.layer_names, self.fuse_motion(ws[:, 1:], v).unbind(dim=1)):
             if self.low_rank > 0:
                 x = getattr(self, name)(x, w, v, **layer_kwargs)
             else:
@@ -198,10 +199,10 @@ class VideoSynthesisNetwork(networks_stylegan3.SynthesisNetwork):
         return x.to(torch.float32)
 
     def fuse_motion(self, ws, v):
-        """Every layer's w with v fused in: ws [N, num_ws, w_dim], v [N, v_dim] -> [N, num_ws, w_dim]."""
+        """The layers' ws with v fused in: ws [N, L, w_dim], v [N, v_dim] -> [N, L, w_dim]."""
         if self.fuse_w == 'add':
             return ws + self.fuse(v).unsqueeze(1)
-        wv = torch.cat([ws, v.unsqueeze(1).expand(-1, self.num_ws, -1)], dim=2) # [N, num_ws, w_dim + v_dim]
+        wv = torch.cat([ws, v.unsqueeze(1).expand(-1, ws.shape[1], -1)], dim=2) # [N, L, w_dim + v_dim]
         return self.fuse(wv.flatten(0, 1)).reshape(ws.shape)
 
     def extra_repr(self):

@@ -13,8 +13,10 @@ from click.testing import CliRunner
 
 import calc_metrics_video
 from svc_plugin import fileio
+from svc_plugin.metrics import frame_fid
 from svc_plugin.metrics import smoothness
 from training import networks_stylegan3
+from tests import detectors
 from tests import video_metric_fixtures as fx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,6 +86,20 @@ def test_motion_option_re_evaluates_the_same_weights_with_the_other_blending(run
     with open(os.path.join(os.path.dirname(run['pkl']), 'metric-jerk_kf.jsonl')) as f:
         lines = [json.loads(line) for line in f]
     assert [line['motion'] for line in lines] == ['linear', 'bspline'] and lines[0]['protocol']['motion_kind'] == 'linear'
+
+def test_fid50k_full_is_computed_and_recorded_with_its_detector(run, monkeypatch):
+    inception = detectors.save_detector(run['tmp'] / 'inception.pkl', seed=1)
+    monkeypatch.setenv('STYLESV_INCEPTION', inception) # Restored after the test; the CLI sets it again from --inception.
+    compute = frame_fid.compute_frame_fid
+    monkeypatch.setattr(frame_fid, 'compute_frame_fid', lambda opts, num_gen: compute(opts, num_gen=32)) # 2 videos, not 3,125.
+    result = invoke('--metrics=fid50k_full', f'--network={run["pkl"]}', f'--inception={inception}', '--quiet', tmp_path=run['tmp'])
+    assert result.exit_code == 0, result.output
+    value = float(re.fullmatch(r'fid50k_full (\S+)\n', result.output).group(1))
+    assert value > 0
+    with open(os.path.join(os.path.dirname(run['pkl']), 'metric-fid50k_full.jsonl')) as f:
+        (line,) = [json.loads(line) for line in f]
+    assert line['results']['fid50k_full'] == pytest.approx(value, rel=1e-5)
+    assert line['protocol']['detector'] == inception and line['protocol']['detector_sha256'] == fileio.file_sha256(inception)
 
 def test_same_seed_gives_the_same_number_and_the_cache_is_reused(run):
     args = ['--metrics=fvd4_8f', f'--network={run["pkl"]}', f'--i3d={run["i3d"]}', '--quiet']

@@ -16,6 +16,7 @@ from training import networks_stylegan2
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RES = 32
 SMALL = dict(channel_base=1024, channel_max=32)
+D_LAYERS_OF_B64 = 4 # fromrgb, conv0, conv1, skip of the first block of a 64x64 D.
 
 #----------------------------------------------------------------------------
 
@@ -113,6 +114,12 @@ def test_tsm_sits_on_the_residual_branch_of_blocks_above_fuse_res():
     shifted = {res for res in D.block_resolutions if hasattr(getattr(D, f'b{res}').conv0, 'num_frames')}
     assert shifted == {64, 32}
     assert not any(hasattr(getattr(D, f'b{res}').skip, 'num_frames') for res in D.block_resolutions)
+
+def test_tsm_only_in_blocks_that_freeze_layers_leaves_trainable():
+    D = VideoDiscriminator(0, 64, 3, fuse_res=16, block_kwargs=dict(freeze_layers=D_LAYERS_OF_B64), **SMALL)
+    assert isinstance(D.b64.conv0.weight, torch.Tensor) and 'weight' in dict(D.b64.conv0.named_buffers()) # b64 frozen ...
+    shifted = {res for res in D.block_resolutions if hasattr(getattr(D, f'b{res}').conv0, 'num_frames')}
+    assert shifted == {32} # ... so only b32 shifts.
 
 #----------------------------------------------------------------------------
 

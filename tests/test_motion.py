@@ -190,3 +190,13 @@ def test_encoder_pickles_with_its_options(encoder):
     assert torch.equal(_v(clone, t, motion_seeds=[1])[0], _v(encoder, t, motion_seeds=[1])[0])
 
 #----------------------------------------------------------------------------
+
+def test_temporal_conv_is_a_plain_conv1d_then_leaky_relu_with_slope_0_2_and_gain_1():
+    torch.manual_seed(0)
+    conv = motion.TemporalConv1d(6, 5, kernel_size=3, lr_multiplier=0.01)
+    with torch.no_grad():
+        conv.bias.normal_() # Nonzero bias: its lr scaling is checked too.
+    x = torch.randn([2, 6, 9])
+    weight = conv.weight * 0.01 / (6 * 3) ** 0.5 # Equalized lr: lr_multiplier / sqrt(fan_in).
+    expected = torch.nn.functional.leaky_relu(torch.nn.functional.conv1d(x, weight, conv.bias * 0.01), negative_slope=0.2)
+    assert torch.allclose(conv(x), expected, atol=1e-6)

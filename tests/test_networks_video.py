@@ -132,6 +132,19 @@ def test_far_frames_equal_shifted_noise(G_video, z):
     far = _frames(G_video, z[:1], t + 1e6, motion_z=motion_z) # 1e6 is a multiple of motion_z_distance
     assert torch.isfinite(far).all() and (far - near).abs().max() < 1e-4
 
+@pytest.mark.parametrize('fuse_w', ['concat', 'add'])
+def test_motion_leaves_the_input_transform_alone_and_moves_the_layers_styles(fuse_w, z):
+    G = _video_generator(fuse_w=fuse_w)
+    with torch.no_grad():
+        G.synthesis.input.affine.weight.normal_() # Zero at init: the transform would ignore w altogether.
+    outputs = {'input': [], 'layer': []}
+    G.synthesis.input.affine.register_forward_hook(lambda module, args, out: outputs['input'].append(out))
+    getattr(G.synthesis, G.synthesis.layer_names[0]).affine.register_forward_hook(lambda module, args, out: outputs['layer'].append(out))
+    _frames(G, z[:1], [[0]], motion_seeds=[0])
+    _frames(G, z[:1], [[9.5]], motion_seeds=[5]) # Other time, other motion codes.
+    assert torch.equal(outputs['input'][0], outputs['input'][1]) # ws[0] is the content's: no global rotation/translation from motion.
+    assert not torch.allclose(outputs['layer'][0], outputs['layer'][1])
+
 def test_noise_kwargs_and_truncation_pass_through(G_video, z):
     t = [[0.0, 3.0]]
     a = _frames(G_video, z[:1], t, motion_seeds=[0], noise_mode='const', force_fp32=True, truncation_psi=0.5)

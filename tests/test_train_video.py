@@ -82,7 +82,7 @@ def test_image_stage_writes_an_nvidia_format_snapshot_previews_and_stats(image_r
         'network-snapshot-000000.pkl', 'training-state-000000.pt'} <= names
     with open(os.path.join(image_run, 'network-snapshot-000000.pkl'), 'rb') as f:
         snapshot = pickle.load(f)
-    assert set(snapshot) == {'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}
+    assert set(snapshot) == {'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs', 'fps'} and snapshot['fps'] == 25 # The demo data's rate.
     assert type(snapshot['G']).__name__ == 'Generator' and hasattr(snapshot['G'].synthesis, 'input') # StyleGAN3, upstream class.
     assert float(snapshot['augment_pipe'].p) >= 0 # ADA on.
     kimg = [json.loads(line)['Progress/kimg']['mean'] for line in open(os.path.join(image_run, 'stats.jsonl'))]
@@ -180,6 +180,26 @@ def test_defaults_as_typed(tmp_path, data_zip, monkeypatch):
     assert options['image']['ada_target'] == 0.6 and 'augment_kwargs' not in options['video'] # ADA only in the image stage.
     assert options['video']['frames'] == 3 and options['video']['D_kwargs']['tsm'] and options['video']['metrics'] == [] # No CUDA here.
     assert options['video']['ema_rampup'] is None and 'ema_rampup' not in options['image'] # Stage 2 starts trained.
+
+RELEASED_RECIPE = dict( # The README's flags for genforce/StyleSV scripts/ytb_pretrain.sh and ytb_finetune.sh.
+    image=['--stage=image', '--gpus=8', '--batch=64', '--cbase=16384', '--glr=0.0025', '--mirror=False', '--gamma=0.5', '--aug=ada'],
+    video=['--stage=video', '--gpus=8', '--batch=64', '--cbase=16384', '--glr=0.0025', '--mirror=False', '--gamma=8', '--aug=noaug',
+           '--frames=3', '--motion=linear', '--motion-dist=256', '--tsm', '--fuse=mean'],
+)
+
+def test_released_recipe_flags_configure_the_released_scripts_values(tmp_path, data_zip, nvidia_pickle, monkeypatch):
+    monkeypatch.setattr(os, 'cpu_count', lambda: 16) # 8 processes; a dry run starts none.
+    plan = lambda stage, *extra: planned_stages(invoke(['--cfg=stylegan3-t', f'--data={data_zip}', f'--outdir={tmp_path}', '--dry-run',
+        '--metrics=none', *RELEASED_RECIPE[stage], *extra]))[stage]
+    image, video = plan('image'), plan('video', f'--resume={nvidia_pickle}')
+    for c in (image, video):
+        assert c['batch_size'] == 64 and c['G_opt_kwargs']['lr'] == 0.0025 and not c['training_set_kwargs']['xflip']
+        assert c['training_set_kwargs']['sampling'] == 'video' # StyleGAN-V's dataset: a video, then a frame.
+    assert image['G_kwargs']['channel_base'] == image['D_kwargs']['channel_base'] == 16384 # fmaps 0.5
+    assert image['loss_kwargs']['r1_gamma'] == 0.5 and image['ada_target'] == 0.6 and image['frames'] == 1
+    assert video['loss_kwargs']['r1_gamma'] == 8 and 'augment_kwargs' not in video and video['frames'] == 3
+    assert video['G_kwargs']['motion_kwargs'] == dict(motion_z_distance=256, kind='linear') # min_period_len 256, bspline=false
+    assert video['D_kwargs']['tsm'] and video['D_kwargs']['fuse'] == 'mean' and video['resume_pkl'] == nvidia_pickle
 
 def test_resuming_both_stages_goes_on_with_the_stage_the_snapshot_left(tmp_path, data_zip, image_run):
     pkl = os.path.join(image_run, 'network-snapshot-000000.pkl') # An image-stage state at kimg 0.02.

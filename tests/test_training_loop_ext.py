@@ -4,6 +4,7 @@ Run as a module (`python -m tests.test_training_loop_ext nan|raise RUN_DIR DATA_
 the NaN and failing-rank tests: a tiny image stage with a test-only loss, launched as train_video.py launches stages."""
 
 import hashlib
+import itertools
 import json
 import os
 import pickle
@@ -12,6 +13,7 @@ import sys
 import time
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
@@ -22,6 +24,7 @@ from svc_plugin.dataset import VideoFramesFolderDataset
 from training import loss as upstream_loss
 from training import networks_stylegan2
 from training import networks_stylegan3
+from torch_utils import misc
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER_ENV = dict(os.environ, OMP_NUM_THREADS='1') # Several processes share two cores: no thread oversubscription.
@@ -203,6 +206,25 @@ def test_resumable_clip_sampler_continues_where_the_uninterrupted_sampler_was():
     resumed = iter(training_loop_ext.ResumableClipSampler(skip=5, dataset=dataset, rank=1, num_replicas=2, seed=3))
     assert [next(resumed) for _ in range(7)] == expected
 
+def write_uneven_videos(root, lengths):
+    """A frame-folder dataset of 16x16 videos, video<i> holding lengths[i] frames."""
+    for v, length in enumerate(lengths):
+        os.makedirs(root / f'video{v}')
+        for f in range(length):
+            PIL.Image.fromarray(np.full([16, 16, 3], f, dtype=np.uint8)).save(root / f'video{v}' / f'{f:04d}.png')
+    return str(root)
+
+@pytest.mark.parametrize('sampling, short_share', [('video', 1 / 2), ('frame', 2 / 16)])
+def test_image_stage_samples_a_video_uniformly_then_a_frame_of_it(tmp_path, sampling, short_share):
+    kwargs = dict(sampling=sampling) if sampling != 'video' else {} # 'video' is the default.
+    dataset = VideoFramesFolderDataset(write_uneven_videos(tmp_path, [2, 14]), frames=1, **kwargs)
+    keys = list(itertools.islice(iter(training_loop_ext.ResumableClipSampler(0, dataset, rank=0, num_replicas=1, seed=0)), 4000))
+    videos = dataset.item_videos()[[idx for idx, _draw in keys]]
+    assert np.mean(videos == 0) == pytest.approx(short_share, abs=0.03) # video0 has 2 of the 16 frames.
+    assert set(idx for idx, _draw in keys) == set(range(16)) # Every frame is drawn.
+    resumed = training_loop_ext.ResumableClipSampler(10, dataset, rank=0, num_replicas=1, seed=0)
+    assert list(itertools.islice(iter(resumed), 20)) == keys[10:30] # Resumable at any position.
+
 def test_a_resumed_clip_stream_reads_the_clips_and_times_of_the_uninterrupted_one_with_any_workers(data_zip):
     def clips(clips_done, num_workers, count):
         dataset = VideoFramesFolderDataset(data_zip, frames=3, max_dist=8)
@@ -230,6 +252,39 @@ def test_image_snapshot_becomes_video_networks_with_its_architecture_and_the_run
         assert torch.allclose(G_ema(z, None, t=torch.zeros([2, 1])), G(z, None), atol=1e-5) # Starts where the image stage ended.
     snapshot = dict(G=G_video, D=D_video, G_ema=G_ema)
     assert training_loop_ext.networks_from_snapshot(snapshot, G_kwargs, D_kwargs) == (G_video, D_video, G_ema) # Video: taken as is.
+
+def test_video_g_and_g_ema_from_an_image_snapshot_share_their_new_weights_and_keep_their_own_image_weights():
+    G = networks_stylegan3.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=512, channel_max=8, mapping_kwargs=dict(num_layers=1))
+    D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=512, channel_max=8)
+    G_ema = networks_stylegan3.Generator(**G.init_kwargs) # Image weights of its own.
+    G_kwargs = dict(class_name='svc_plugin.networks.VideoGenerator', low_rank=2, motion_kwargs=dict(z_dim=8, v_dim=8, motion_z_distance=4))
+    D_kwargs = dict(class_name='svc_plugin.discriminator.VideoDiscriminator', num_frames=3, tsm=True, fuse='mean', fuse_res=8)
+    G_video, _, G_ema_video = training_loop_ext.networks_from_snapshot(dict(G=G, D=D, G_ema=G_ema), G_kwargs, D_kwargs)
+    tensors = lambda module: dict(misc.named_params_and_buffers(module))
+    image_names = set(tensors(G))
+    video, video_ema = tensors(G_video), tensors(G_ema_video)
+    new_names = sorted(set(video) - image_names)
+    assert any('motion_encoder' in name for name in new_names) and 'synthesis.fuse.weight' in new_names and 'synthesis.input_motion.weight' in new_names
+    assert all(torch.equal(video[name], video_ema[name]) for name in new_names) # One draw of the video-only weights.
+    assert all(torch.equal(video[name], tensors(G)[name]) and torch.equal(video_ema[name], tensors(G_ema)[name]) for name in image_names)
+    assert not torch.equal(video['synthesis.input.weight'], video_ema['synthesis.input.weight']) # Each its own source's.
+
+def test_ada_moves_p_per_clip_in_a_video_stage(tmp_path, data_zip):
+    stage = tiny_image_stage(data_zip, frames=3, total_kimg=0.012, image_snapshot_ticks=None, # 2 steps of 2 clips = 6 frames.
+        training_set_kwargs=dict(class_name='svc_plugin.dataset.VideoFramesFolderDataset', path=data_zip, frames=3, resolution=32),
+        G_kwargs=dict(class_name='svc_plugin.networks.VideoGenerator', z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=1),
+            channel_base=1024, channel_max=16, motion_kwargs=dict(z_dim=8, v_dim=8, motion_z_distance=4)),
+        D_kwargs=dict(class_name='svc_plugin.discriminator.VideoDiscriminator', channel_base=1024, channel_max=16, fuse_res=16,
+            epilogue_kwargs=dict(mbstd_group_size=2)),
+        loss_kwargs=dict(class_name='svc_plugin.loss.VideoLoss', r1_gamma=0.01),
+        augment_kwargs=dict(class_name='training.augment.AugmentPipe', xflip=1),
+        ada_target=-2, ada_interval=1, ada_kimg=0.01) # Every sign exceeds the target: p rises at every step.
+    os.makedirs(tmp_path / 'run')
+    training_loop_ext.launch([stage], 1, lambda: str(tmp_path / 'run'))
+    (snapshot_pkl,) = [name for name in os.listdir(tmp_path / 'run') if name.endswith('.pkl')]
+    with open(tmp_path / 'run' / snapshot_pkl, 'rb') as f:
+        p = float(pickle.load(f)['augment_pipe'].p)
+    assert p == pytest.approx(2 * 2 / 10) # 2 steps x 2 clips / 10 clips per unit of p; per frame it would be 3x that.
 
 def test_first_frames_view_feeds_the_upstream_image_grid(data_zip):
     dataset = VideoFramesFolderDataset(data_zip, frames=1)

@@ -19,6 +19,7 @@ import torch
 import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
+from svc_plugin import fileio
 from svc_plugin.metrics import frechet
 from svc_plugin.metrics import fvd
 
@@ -112,7 +113,7 @@ def describe_protocol(num_gen=50000):
                               'z ~ N(0, I), no truncation; uint8',
         num_gen             = num_gen,
         detector            = location,
-        detector_sha256     = fvd.file_sha256(location),
+        detector_sha256     = fileio.file_sha256(location),
     )
 
 #----------------------------------------------------------------------------
