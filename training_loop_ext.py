@@ -10,6 +10,7 @@ and restored on resume, preview videos, video metrics with a kept best snapshot,
 
 import copy
 import datetime
+import glob
 import hashlib
 import itertools
 import json
@@ -95,9 +96,27 @@ def load_training_state(snapshot_pkl):
         return None
     return state
 
+def finish_interrupted_snapshot(snapshot_pkl):
+    """write_snapshot renames the state, then the pickle: a kill between the two leaves the new state beside the old
+    pickle (or none), with the new pickle complete under its temporary name. Rename it into place as the killed run
+    would have; a temporary that the state does not describe (cut short by a kill) is left alone."""
+    if load_training_state(snapshot_pkl) is not None or not os.path.isfile(state_path_of(snapshot_pkl)):
+        return
+    try:
+        expected = torch.load(state_path_of(snapshot_pkl), map_location='cpu', weights_only=True)['snapshot_sha256']
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError):
+        return
+    for tmp_path in glob.glob(glob.escape(snapshot_pkl) + '.tmp*'):
+        if fileio.file_sha256(tmp_path) == expected:
+            os.replace(tmp_path, snapshot_pkl)
+            return
+
 def find_latest_snapshot(outdir):
     """The newest network-snapshot-*.pkl that has a matching training state, searching the run directories of
-    `outdir` from the highest run number down (a run that died before its first snapshot is passed over)."""
+    `outdir` from the highest run number down (a run that died before its first snapshot is passed over), after
+    finishing the snapshots that a kill interrupted between their two renames."""
+    for tmp_path in glob.glob(os.path.join(glob.escape(outdir), '[0-9]*', 'network-snapshot-*.pkl.tmp*')):
+        finish_interrupted_snapshot(tmp_path[:tmp_path.rindex('.tmp')])
     return checkpoint.newest_snapshot(outdir, usable=lambda path: load_training_state(path) is not None)
 
 #----------------------------------------------------------------------------
@@ -664,8 +683,8 @@ def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, num_gpus):
 
 def write_snapshot(snapshot_pkl, snapshot_bytes, state):
     """The state and the pickle it describes (by hash), both written in full before either is renamed, the state first:
-    a pickle under its final name always has its state, a kill while writing leaves the previous pair, and only a kill
-    between the two renames of a snapshot replacing one of the same name leaves an old pickle without its state."""
+    a pickle under its final name always has its state, a kill while writing leaves the previous pair, and a kill between
+    the two renames leaves the new pickle under its temporary name, which find_latest_snapshot renames into place."""
     fileio.replace_together([(state_path_of(snapshot_pkl), fileio.torch_writer(state)), (snapshot_pkl, fileio.bytes_writer(snapshot_bytes))],
         hint=RESUME_HINT)
 
