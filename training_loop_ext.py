@@ -639,12 +639,17 @@ def training_state(progress, trainer, num_gpus, snapshot_bytes):
         loss_state={name: value.detach().cpu() for name, value in vars(trainer.loss).items() if isinstance(value, torch.Tensor)}, # pl_mean, ...
         augment_p=float(trainer.augment_pipe.p) if trainer.augment_pipe is not None else None,
         ada_pending=list(trainer.ada.pending) if trainer.ada is not None else None,
-        rng=gather_rng(trainer.rnd, num_gpus), best=dict(progress.best))
+        rng=gather_rng(trainer.rnd, num_gpus), best=dict(progress.best),
+        ema_rampup=progress.ema_rampup, blur_init_sigma=getattr(trainer.loss, 'blur_init_sigma', None))
 
 def restore_training_state(state, progress, trainer, num_gpus, rank, run_dir):
     """Put a saved state back: counters (into `progress`; the next tick follows the saved one), optimizer moments,
-    loss state, augment p and ADA's pending signs, this rank's random streams, the best metric so far."""
-    progress.update(stage_start_nimg=state['stage_start_nimg'], cur_nimg=state['cur_nimg'], cur_tick=state['cur_tick'] + 1, batch_idx=state['batch_idx'])
+    loss state, augment p and ADA's pending signs, this rank's random streams, the best metric so far, and the ramp-ups
+    of the run that saved it (a resumed run would otherwise drop them, as upstream's resume does)."""
+    progress.update(stage_start_nimg=state['stage_start_nimg'], cur_nimg=state['cur_nimg'], cur_tick=state['cur_tick'] + 1, batch_idx=state['batch_idx'],
+        ema_rampup=state.get('ema_rampup', progress.ema_rampup))
+    if state.get('blur_init_sigma') is not None and hasattr(trainer.loss, 'blur_init_sigma'):
+        trainer.loss.blur_init_sigma = state['blur_init_sigma']
     for name, opt in trainer.optimizers.items():
         opt.load_state_dict(state['optimizers'][name])
     for name, value in state['loss_state'].items():
@@ -813,7 +818,8 @@ def training_loop(
         if state is not None and state['generator'] != G_kwargs['class_name'].rsplit('.', 1)[-1]:
             state = None # Image snapshot -> video stage: weights only, the kimg count continues from resume_kimg.
     start_nimg = int(round(resume_kimg * 1000))
-    progress = dnnlib.EasyDict(stage_start_nimg=start_nimg, cur_nimg=start_nimg, cur_tick=0, batch_idx=0, best=dict(metric=best_metric, value=None, path=None))
+    progress = dnnlib.EasyDict(stage_start_nimg=start_nimg, cur_nimg=start_nimg, cur_tick=0, batch_idx=0, best=dict(metric=best_metric, value=None, path=None),
+        ema_rampup=ema_rampup)
 
     # Data, first: opening the loader draws DataLoader's base seed from torch's RNG, which is then as in the run resumed.
     if rank == 0:
@@ -865,7 +871,7 @@ def training_loop(
         reals = real_clips(clip_stream, frames, batch_gpu, device)
         fakes = [generator_inputs(rnd, training_set, clips_per_rank, frames, G.z_dim, device) for _ in phases]
         train_step(phases, loss, reals, fakes, cur_nimg, batch_idx, num_gpus)
-        update_ema(G, G_ema, ema_beta(cur_nimg, step_nimg, ema_kimg, ema_rampup))
+        update_ema(G, G_ema, ema_beta(cur_nimg, step_nimg, ema_kimg, progress.ema_rampup))
         cur_nimg += step_nimg
         batch_idx += 1
         if ada is not None:
