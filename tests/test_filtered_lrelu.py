@@ -180,6 +180,19 @@ def test_cuda_formulation_keeps_a_one_byte_code_instead_of_the_upsampled_activat
     assert code is not None and code.dtype == torch.uint8 and code.numel() > 2 * x.numel() and not saved
     assert set(code.unique().tolist()) == {0, 1, 2}
 
+def test_cuda_formulation_makes_no_derivative_code_without_a_backward(cuda_formulation, monkeypatch):
+    # Inference (no_grad, or nothing requiring grad) must not pay the code's passes over the upsampled tensor.
+    size, up, down, up_taps, fd, padding = _layers['T_up4']
+    x = torch.randn([2, 4, size, size])
+    kwargs = dict(fu=_lowpass(up_taps), fd=fd, up=up, down=down, padding=padding, clamp=0.5)
+    expected = filtered_lrelu.filtered_lrelu(x, **kwargs)
+    def refuse(*args):
+        raise AssertionError('derivative code made')
+    monkeypatch.setattr(filtered_lrelu, '_derivative_code', refuse)
+    with torch.no_grad():
+        assert torch.equal(filtered_lrelu.filtered_lrelu(x.requires_grad_(True), **kwargs), expected)
+    assert torch.equal(filtered_lrelu.filtered_lrelu(x.detach(), **kwargs), expected)
+
 #----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('layer', ['T_same_rate', 'T_up4', 'T_last', 'down_only'])

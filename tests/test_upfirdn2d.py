@@ -236,6 +236,17 @@ def test_cuda_formulation_keeps_channels_last_and_half_precision(name, up, down,
         assert y.dtype == torch.float16 and dx.dtype == torch.float16 and y.is_contiguous(memory_format=layout)
         assert torch.allclose(y.float(), ref, atol=0.02, rtol=0.01) and torch.allclose(dx.float(), dx_ref, atol=0.05, rtol=0.01)
 
+@pytest.mark.parametrize('layout', [torch.contiguous_format, torch.channels_last])
+def test_cuda_formulation_returns_the_product_without_copying_it(layout, cuda_formulation):
+    # The last product must land in a tensor of its own, in x's layout: no full-size copy after it.
+    x = torch.randn([2, 8, 12, 10]).contiguous(memory_format=layout)
+    f = upfirdn2d.setup_filter(torch.ones([12]))
+    upfirdn2d.upsample2d(x, f) # Builds the cached band matrices.
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        y = upfirdn2d.upsample2d(x, f)
+    assert y.is_contiguous(memory_format=layout) and not y._is_view()
+    assert not [e.name for e in prof.events() if e.name in ('aten::copy_', 'aten::clone', 'aten::contiguous')]
+
 #----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('name,up,down', [('sep12', 2, 1), ('sep12', 1, 2), ('sg2_4x4', 2, 1), ('sg2_4x4', 1, 2), ('none', 2, 1), ('rank1_3x5', 1, 1)])

@@ -170,10 +170,13 @@ def _upfirdn2d_matmul(x, f, up, down, pad, flip_filter, gain):
     mx = _band_matrix(cache, 1, W, up[1], down[1], pad[2:], flip_filter, gain, x, transposed=channels_last)
     Ho, Wo = my.shape[0], mx.shape[0 if channels_last else 1]
     if channels_last:
+        # The second product writes straight into a fresh channels-last tensor (a permuted view of the
+        # product would need a copy to become a tensor of its own).
+        y = torch.empty([N, C, Ho, Wo], dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
         t = x.permute(0, 2, 3, 1)                                   # [N, H, W, C], no copy
         t = torch.matmul(mx, t.reshape(N * H, W, C))                # [N*H, Wo, C]
-        t = torch.matmul(my, t.reshape(N, H, Wo * C))               # [N, Ho, Wo*C]
-        return t.reshape(N, Ho, Wo, C).permute(0, 3, 1, 2)          # [N, C, Ho, Wo], channels-last
+        torch.bmm(my.expand(N, Ho, H), t.reshape(N, H, Wo * C), out=y.permute(0, 2, 3, 1).view(N, Ho, Wo * C))
+        return y                                                    # [N, C, Ho, Wo], channels-last
     t = torch.matmul(x.reshape(N * C * H, W), mx)                   # [N*C*H, Wo]
     return torch.matmul(my, t.reshape(N, C, H, Wo))                 # [N, C, Ho, Wo]
 
