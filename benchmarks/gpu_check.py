@@ -8,7 +8,8 @@ Each part runs in a process of its own under a time budget, so a part that fails
   first_step  seconds from launch to the first training step of train_video.py at 256x256 (cuDNN autotuning on)
   g_d         G inference, G fwd+bwd, D fwd+bwd, R1 and the training iteration they add up to, 256x256 StyleGAN3-T at
               the paper's width, batch 16, fp16 on the 4 highest resolutions, cudnn.benchmark on, TF32 off; CUDA-
-              synchronised medians after a warm-up, beside NVIDIA's release (its compiled CUDA kernels) on one H200
+              synchronised medians after a warm-up, beside NVIDIA's release (its compiled CUDA kernels) on one H200;
+              G again with upfirdn2d's tiled band products off, and with --profile G fwd+bwd's top CUDA kernels
   gen_video   frames/s of gen_video's chunked generator at 256x256 with the same generator, with H.264 writing when
               imageio-ffmpeg is installed
   i3d         FVD detector clips/s, 16-frame clips at 256x256 resized to 224x224
@@ -83,6 +84,7 @@ def run_part(part, args, workdir):
     rows_path = os.path.join(workdir, f'{part}.jsonl')
     cmd = [sys.executable, os.path.abspath(__file__), '--part', part, '--rows', rows_path, '--workdir', workdir]
     cmd += ['--small'] if args.small else []
+    cmd += ['--profile'] if args.profile and part == 'g_d' else []
     budget = BUDGET_SEC[part] * (SMALL_SLOWDOWN if args.small else 1)
     try:
         child = subprocess.run(cmd, capture_output=True, text=True, timeout=budget)
@@ -198,9 +200,9 @@ def median_ms(fn, device, reps):
     fn()
     return statistics.median(bench_gen_video.timed(fn, device) for _ in range(reps)) * 1e3
 
-def part_g_d(rows, small):
+def part_g_d(rows, small, profile=False):
     import torch
-    from torch_utils.ops import conv2d_gradfix
+    from torch_utils.ops import conv2d_gradfix, upfirdn2d
     from training import networks_stylegan2, networks_stylegan3
     set_backends(torch)
     conv2d_gradfix.enabled = True
@@ -235,11 +237,27 @@ def part_g_d(rows, small):
         if device.type == 'cuda':
             peak = max(peak, torch.cuda.max_memory_allocated(device) / 2**30)
         report(rows, 'g_d', measure, ms[name], 'ms', None if small else NVIDIA_H200_MS[name], note=label)
+    # The same G with every FIR axis as one dense band product (upfirdn2d._tile_min_length = None).
+    tile_min_length, upfirdn2d._tile_min_length = upfirdn2d._tile_min_length, None
+    for fn, measure in [(g_inference, 'G inference, tiling off'), (g_fwd_bwd, 'G fwd+bwd, tiling off')]:
+        report(rows, 'g_d', measure, median_ms(fn, device, reps), 'ms', note=f'dense band matrices; above: tiles from {tile_min_length} samples' if device.type == 'cuda' else 'CPU: the plain path, no tiles')
+    upfirdn2d._tile_min_length = tile_min_length
+    if profile and device.type == 'cuda':
+        write_profile(os.path.join(os.path.dirname(rows), 'g_d_profile.txt'), g_fwd_bwd)
     iteration = ms['g_fwd_bwd'] + ms['g_inference'] + 2 * ms['d_fwd_bwd'] + ms['r1'] / 16
     report(rows, 'g_d', 'training iteration, estimated', iteration, 'ms', None if small else NVIDIA_H200_MS['iteration'],
         note='Gmain + Dmain (G no-grad, D fake and real) + Dreg/16')
     report(rows, 'g_d', 'peak memory allocated', peak if device.type == 'cuda' else None, 'GiB')
     report(rows, 'g_d', 'build + warm-ups + timed calls', time.perf_counter() - start, 's', note='cuDNN autotuning included')
+
+def write_profile(path, fn):
+    """The top 12 CUDA kernels of one fn() call (torch.profiler), as a text table."""
+    import torch
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    with open(path, 'w') as f:
+        f.write('G fwd+bwd, top 12 CUDA kernels\n' + prof.key_averages().table(sort_by='self_cuda_time_total', row_limit=12) + '\n')
 
 def backward_and_clear(net, objective):
     """Backward of objective() into net's parameters, then forget the gradients."""
@@ -324,13 +342,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', help='Also write the table here (markdown), and as JSON beside it (.json)')
     parser.add_argument('--small', action='store_true', help='Tiny sizes: check the script itself, on a CPU too')
+    parser.add_argument('--profile', action='store_true', help='With g_d on CUDA: also print the top 12 CUDA kernels of G fwd+bwd')
     parser.add_argument('--parts', default=','.join(PARTS), help=f'Comma-separated subset of {",".join(PARTS)}')
     parser.add_argument('--part', choices=list(PARTS), help=argparse.SUPPRESS)     # Child process: run one part.
     parser.add_argument('--rows', help=argparse.SUPPRESS)
     parser.add_argument('--workdir', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part is not None:
-        PARTS[args.part](args.rows, args.small)
+        PARTS[args.part](args.rows, args.small, **(dict(profile=args.profile) if args.part == 'g_d' else {}))
         return
     parts = [part for part in args.parts.split(',') if part]
     unknown = [part for part in parts if part not in PARTS]
@@ -343,8 +362,12 @@ def main():
             start = time.perf_counter()
             rows += run_part(part, args, workdir)
             print(f'{part}: {time.perf_counter() - start:.0f} s', file=sys.stderr, flush=True)
+        profile_path = os.path.join(workdir, 'g_d_profile.txt')
+        profile = open(profile_path).read() if os.path.isfile(profile_path) else None
     table = markdown_table(rows)
     print(table)
+    if profile:
+        print('\n' + profile)
     if args.out:
         try:
             write_outputs(args.out, rows, table)
