@@ -3,6 +3,8 @@ FVD detector, on which GPU and software. Prints one table; --out also writes it 
 
 Each part runs in a process of its own under a time budget, so a part that fails or hangs costs only its own rows:
   env         GPU, driver, CUDA, PyTorch, Triton
+  ops         the GPU formulation of the ops against the plain path, same device and weights: G's images, D's logits,
+              R1's input gradient and its second order (relative rms differences)
   train       the default train_video.py (--stage=both, ADA + R1 in the image stage) on demo data at 64x64, two ticks
               per stage: pass/fail and seconds from launch to the first step
   first_step  seconds from launch to the first training step of train_video.py at 256x256 (cuDNN autotuning on)
@@ -39,7 +41,7 @@ NVIDIA_H200_MS = dict(g_inference=38.0, g_fwd_bwd=135.0, d_fwd_bwd=16.1, r1=116.
 NVIDIA_H200_MS['iteration'] = NVIDIA_H200_MS['g_fwd_bwd'] + NVIDIA_H200_MS['g_inference'] + 2 * NVIDIA_H200_MS['d_fwd_bwd'] + NVIDIA_H200_MS['r1'] / 16
 
 # Seconds each part may take on a GPU (about 6 minutes in all); --small, meant for CPUs, allows SMALL_SLOWDOWN times as much.
-BUDGET_SEC = dict(env=20, train=100, first_step=60, g_d=90, gen_video=40, i3d=30)
+BUDGET_SEC = dict(env=20, ops=45, train=100, first_step=60, g_d=90, gen_video=40, i3d=30)
 SMALL_SLOWDOWN = 4
 
 #----------------------------------------------------------------------------
@@ -203,16 +205,12 @@ def median_ms(fn, device, reps):
 def part_g_d(rows, small, profile=False):
     import torch
     from torch_utils.ops import conv2d_gradfix, upfirdn2d
-    from training import networks_stylegan2, networks_stylegan3
     set_backends(torch)
     conv2d_gradfix.enabled = True
     device = device_of(torch)
-    common, G_kwargs, batch = paper_config(small)
+    common, _G_kwargs, batch = paper_config(small)
     start = time.perf_counter()
-    torch.manual_seed(0)
-    G = networks_stylegan3.Generator(**G_kwargs, **common).train().requires_grad_(False).to(device)
-    D = networks_stylegan2.Discriminator(block_kwargs=dict(freeze_layers=0), mapping_kwargs={},
-        epilogue_kwargs=dict(mbstd_group_size=4), **common).train().requires_grad_(False).to(device)
+    G, D = paper_networks(small, device)
     z = torch.randn([batch, G.z_dim], device=device)
     x = torch.rand([batch, 3, G.img_resolution, G.img_resolution], device=device) * 2 - 1
 
@@ -249,6 +247,51 @@ def part_g_d(rows, small, profile=False):
         note='Gmain + Dmain (G no-grad, D fake and real) + Dreg/16')
     report(rows, 'g_d', 'peak memory allocated', peak if device.type == 'cuda' else None, 'GiB')
     report(rows, 'g_d', 'build + warm-ups + timed calls', time.perf_counter() - start, 's', note='cuDNN autotuning included')
+
+def paper_networks(small, device):
+    """G and D of the paper's config (paper_config), seeded, in training mode, without gradients."""
+    import torch
+    from training import networks_stylegan2, networks_stylegan3
+    common, G_kwargs, _batch = paper_config(small)
+    torch.manual_seed(0)
+    G = networks_stylegan3.Generator(**G_kwargs, **common).train().requires_grad_(False).to(device)
+    D = networks_stylegan2.Discriminator(block_kwargs=dict(freeze_layers=0), mapping_kwargs={},
+        epilogue_kwargs=dict(mbstd_group_size=4), **common).train().requires_grad_(False).to(device)
+    return G, D
+
+def part_ops(rows, small):
+    """The GPU formulation of the ops against the plain path on the same device and weights: G's images, D's logits,
+    R1's input gradient. Differences are float rounding of the fp16 layers (fp32 accumulation in both)."""
+    import torch
+    from torch_utils.ops import conv2d_gradfix, upfirdn2d
+    set_backends(torch)
+    conv2d_gradfix.enabled = True
+    device = device_of(torch)
+    G, D = paper_networks(small, device)
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn([4, G.z_dim], generator=gen).to(device)
+    x = (torch.rand([4, 3, G.img_resolution, G.img_resolution], generator=gen) * 2 - 1).to(device)
+
+    def outputs():
+        with torch.no_grad():
+            img = G.eval()(z, None).float()
+        G.train()
+        xi = x.detach().requires_grad_(True)
+        logits = D(xi, None)
+        (grad,) = torch.autograd.grad(logits.sum(), [xi], create_graph=True)
+        (grad2,) = torch.autograd.grad(grad.square().sum(), [xi])   # R1's second order, w.r.t. the input
+        return img, logits.detach().float(), grad.detach().float(), grad2.float()
+    matmul_path = upfirdn2d._matmul_path
+    upfirdn2d._matmul_path = lambda x, impl: True     # On a CPU too, as the tests run it.
+    fast = outputs()
+    upfirdn2d._matmul_path = lambda x, impl: False
+    plain = outputs()
+    upfirdn2d._matmul_path = matmul_path
+    rel = lambda a, b: float((a - b).square().mean().sqrt() / b.square().mean().sqrt().clamp(min=1e-30))
+    note = f'same weights on {device.type}, GPU formulation vs plain path'
+    for (name, a, b) in [('G images', fast[0], plain[0]), ('D logits', fast[1], plain[1]),
+            ('R1 input gradient', fast[2], plain[2]), ('R1 second order', fast[3], plain[3])]:
+        report(rows, 'ops', f'{name}, relative rms difference', rel(a, b), note=note)
 
 def write_profile(path, fn):
     """The top 12 CUDA kernels of one fn() call (torch.profiler), as a text table."""
@@ -329,7 +372,7 @@ def part_i3d(rows, small):
 
 #----------------------------------------------------------------------------
 
-PARTS = dict(env=part_env, train=part_train, first_step=part_first_step, g_d=part_g_d, gen_video=part_gen_video, i3d=part_i3d)
+PARTS = dict(env=part_env, ops=part_ops, train=part_train, first_step=part_first_step, g_d=part_g_d, gen_video=part_gen_video, i3d=part_i3d)
 
 def write_outputs(path, rows, table):
     from svc_plugin import fileio
