@@ -110,11 +110,18 @@ def test_start_and_speed_set_the_frame_times(G):
     assert_same_frames(frames_of(G, [(3, 3)], 4, start=8), normal[:, 8:12])
     assert_same_frames(frames_of(G, [(3, 3)], 6, step=2), normal[:, ::2])
 
-def test_a_seed_means_the_same_content_as_in_gen_images(G_image):
+def test_a_seed_means_the_same_content_as_in_gen_images(G_image, image_pkl, tmp_path):
+    """gen_images.py's PNG of seed 3 is every frame gen_video writes for seed 3 from the same network with motion off."""
+    import gen_images # third_party/stylegan3's script, run as a user runs it
+    gen_images.generate_images.main([f'--network={image_pkl}', '--seeds=3', f'--outdir={tmp_path / "images"}'], standalone_mode=False)
+    image = iio.imread(tmp_path / 'images' / 'seed0003.png')
     G = VideoGenerator.from_image_generator(G_image) # motion mask at zero: every frame is the image G's image
-    image = G_image(gen_video.content_z(G_image, 3), None)
-    for frame in frames_of(G, [(3, 8)], 3, start=100)[0]:
-        assert_same_frames(frame, image[0])
+    video_pkl = save_snapshot(tmp_path / 'video.pkl', G)
+    assert run_cli(f'--network={video_pkl}', '--seeds=3', '--motion-seed=8', '--frames=3', '--start-frame=100', '--format=png', f'--outdir={tmp_path}') == 0
+    frames = sorted((tmp_path / 'seed0003-motion0008').iterdir())
+    assert len(frames) == 3
+    for frame in frames:
+        assert (iio.imread(frame) == image).all()
 
 #----------------------------------------------------------------------------
 
