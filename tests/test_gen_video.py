@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import imageio.v3 as iio
 import imageio_ffmpeg
+import numpy as np
 import pytest
 import torch
 
@@ -206,6 +207,23 @@ def test_a_trained_snapshot_plays_at_its_dataset_s_frame_rate(image_pkl, tmp_pat
         assert run_cli(f'--network={tmp_path / "runs" / run_dir / network}', '--frames=4', f'--outdir={outdir}') == 0
         (video,) = os.listdir(outdir)
         assert iio.immeta(outdir / video)['fps'] == 10
+
+def test_class_picks_the_label_of_a_conditional_network(G_image, tmp_path):
+    torch.manual_seed(1)
+    G = VideoGenerator.from_image_generator(networks_stylegan3.Generator(**dict(G_KWARGS, c_dim=3)), motion_kwargs=dict(z_dim=8, v_dim=8, motion_z_distance=4, max_period_len=64))
+    with torch.no_grad():
+        G.synthesis.motion_mask.fill_(1)
+    pkl = save_snapshot(tmp_path / 'conditional.pkl', G.eval())
+    z, t = torch.from_numpy(np.random.RandomState(5).randn(1, 8)).float(), torch.arange(3.0)[None]
+    for class_idx in [0, 2]:
+        assert run_cli(f'--network={pkl}', '--seeds=5', f'--class={class_idx}', '--frames=3', '--format=png', f'--outdir={tmp_path / str(class_idx)}') == 0
+        written = np.stack([iio.imread(path) for path in sorted((tmp_path / str(class_idx) / 'seed0005').iterdir())]).astype(int)
+        with torch.no_grad():
+            expected = video_io.to_uint8(G(z, torch.eye(3)[[class_idx]], t=t, motion_seeds=[5])).permute(0, 2, 3, 1).numpy() # [F, H, W, C]
+        assert np.abs(written - expected).max() <= 1 # Rounding of a different batch.
+    assert (written != np.stack([iio.imread(path) for path in sorted((tmp_path / '0' / 'seed0005').iterdir())])).any()
+    message = run_cli(f'--network={pkl}', '--frames=3', f'--outdir={tmp_path / "none"}')
+    assert message.startswith('error: ') and '--class' in message and '\n' not in message
 
 def test_latest_without_runs_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
