@@ -193,7 +193,8 @@ def test_latest_is_the_newest_snapshot_in_runs(video_pkl, tmp_path, monkeypatch)
     assert run_cli('--network=latest', '--frames=2', '--format=png') == 0
     assert sorted(os.listdir(tmp_path / 'out' / 'seed0000')) == ['000000.png', '000001.png']
 
-def test_a_trained_snapshot_plays_at_its_dataset_s_frame_rate(image_pkl, tmp_path):
+def test_a_training_run_s_previews_and_snapshot_play_at_its_dataset_s_frame_rate(image_pkl, tmp_path):
+    """Data at 10 fps (not the default 25): training's preview videos, and gen_video on its snapshots, play at 10 fps."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
     data = str(tmp_path / 'data10.zip')
     subprocess.run([sys.executable, '-m', 'svc_plugin.dataset_tool', '--source=demo', f'--dest={data}', '--resolution=16', '--fps=10',
@@ -202,6 +203,10 @@ def test_a_trained_snapshot_plays_at_its_dataset_s_frame_rate(image_pkl, tmp_pat
         '--kimg=0.006', '--tick=0.006', '--batch=2', '--batch-gpu=2', '--mbstd-group=2', '--workers=0', '--metrics=none', '--grid=1x1',
         '--snap=1', '--export-safe', f'--outdir={tmp_path / "runs"}'], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     (run_dir,) = os.listdir(tmp_path / 'runs')
+    previews = sorted(name for name in os.listdir(tmp_path / 'runs' / run_dir) if name.endswith('.mp4'))
+    assert previews == ['fakes000000.mp4', 'fakes_init.mp4', 'reals.mp4']
+    for name in previews:
+        assert iio.immeta(tmp_path / 'runs' / run_dir / name)['fps'] == 10
     for network in ['network-snapshot-000000.pkl', 'network-snapshot-000000.pt']: # Pickle and weights-only checkpoint.
         outdir = tmp_path / network
         assert run_cli(f'--network={tmp_path / "runs" / run_dir / network}', '--frames=4', f'--outdir={outdir}') == 0
