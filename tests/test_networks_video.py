@@ -173,6 +173,24 @@ def test_noise_mode_and_force_fp32_reach_every_synthesis_layer(z):
 
 #----------------------------------------------------------------------------
 
+def test_fp16_low_rank_layers_compute_in_float16_and_match_float32_with_huge_factors(z, fp16_on_cpu):
+    """The GPU default, reached on CPU: frames of the use_fp16 layers against force_fp32, with both weights and
+    low-rank factors of 1e5 (beyond float16's range; the demodulated branches do not depend on their scale)."""
+    G = _video_generator(low_rank=2)
+    dtypes = {}
+    with torch.no_grad():
+        for name in G.synthesis.layer_names:
+            layer = getattr(G.synthesis, name)
+            if not layer.is_torgb:
+                for weight in [layer.weight, layer.temporal_weight_out, layer.temporal_weight_in]:
+                    weight.mul_(1e5)
+            layer.register_forward_hook(lambda _module, _inputs, output, name=name: dtypes.setdefault(name, output.dtype) and None)
+    half = _frames(G, z, [[0.0, 3.5], [8.0, 21.0]], motion_seeds=[0, 1])
+    full = _frames(G, z, [[0.0, 3.5], [8.0, 21.0]], motion_seeds=[0, 1], force_fp32=True)
+    fp16_layers = [name for name in G.synthesis.layer_names if getattr(G.synthesis, name).use_fp16]
+    assert fp16_layers and all(dtypes[name] == torch.float16 for name in fp16_layers)
+    assert half.dtype == torch.float32 and torch.allclose(half, full, atol=0.02 * full.abs().max().item())
+
 def test_low_rank_is_a_no_op_at_init(G_image, z):
     G = networks.VideoGenerator.from_image_generator(G_image, motion_kwargs=MOTION, low_rank=3)
     plain = networks.VideoGenerator.from_image_generator(G_image, motion_kwargs=MOTION)
