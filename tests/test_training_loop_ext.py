@@ -220,6 +220,19 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
     assert torch.equal(actual[0], expected[0]) and np.array_equal(actual[1], expected[1]) and np.array_equal(actual[2], expected[2])
     assert actual[3] == expected[3]
 
+def test_cuda_rng_states_survive_a_weights_only_round_trip(tmp_path, monkeypatch):
+    """Two CUDA devices stood in for by generator objects behind torch.cuda's RNG functions."""
+    devices = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: len(devices))
+    monkeypatch.setattr(torch.cuda, 'get_rng_state_all', lambda: [device.get_state() for device in devices])
+    monkeypatch.setattr(torch.cuda, 'set_rng_state_all', lambda states: [device.set_state(state) for device, state in zip(devices, states)])
+    rnd = training_loop_ext.seed_everything(123)
+    torch.save(training_loop_ext.capture_rng(rnd), tmp_path / 'rng.pt')
+    expected = [torch.rand([3], generator=device) for device in devices]
+    training_loop_ext.restore_rng(torch.load(tmp_path / 'rng.pt', weights_only=True), rnd)
+    assert all(torch.equal(torch.rand([3], generator=device), draw) for device, draw in zip(devices, expected))
+
 def test_failed_write_leaves_neither_a_final_nor_a_temporary_file(tmp_path):
     def write(tmp_path_):
         with open(tmp_path_, 'wb') as f:
