@@ -20,13 +20,16 @@ def blur(img, sigma):
 
 #----------------------------------------------------------------------------
 
-def _rng_state(device):
-    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == 'cuda' else None)
-
-def _set_rng_state(device, state):
-    torch.set_rng_state(state[0])
-    if device.type == 'cuda':
+def rng_state_functions(device):
+    """(get, set) of the random state that draws on `device` consume: the CPU generator's, on CUDA with the device's."""
+    if device.type != 'cuda':
+        return torch.get_rng_state, torch.set_rng_state
+    def get_state():
+        return torch.get_rng_state(), torch.cuda.get_rng_state(device)
+    def set_state(state):
+        torch.set_rng_state(state[0])
         torch.cuda.set_rng_state(state[1], device)
+    return get_state, set_state
 
 def augment_clips(augment_pipe, img, num_frames):
     """Augment img [batch * frames, C, H, W] (video-major) with one draw of parameters per clip.
@@ -41,10 +44,11 @@ def augment_clips(augment_pipe, img, num_frames):
     if num_frames == 1:
         return augment_pipe(img)
     clips = img.reshape(-1, num_frames, *img.shape[1:]) # [batch, frames, C, H, W]
-    state = _rng_state(img.device)
+    get_state, set_state = rng_state_functions(img.device)
+    state = get_state()
     frames = []
     for f in range(num_frames):
-        _set_rng_state(img.device, state)
+        set_state(state)
         frames.append(augment_pipe(clips[:, f]))
     return torch.stack(frames, dim=1).reshape(img.shape) # [batch * frames, C, H, W]
 

@@ -25,6 +25,9 @@ from training import networks_stylegan3
 # Positional parameters of networks_stylegan3.Generator, to read a generator's init_args.
 _IMAGE_GENERATOR_ARGS = ['z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels', 'mapping_kwargs']
 
+# Device types on which use_fp16 layers compute in float16; on others they run float32. Tests add 'cpu' to reach the fp16 path.
+FP16_DEVICES = ('cuda',)
+
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
@@ -74,7 +77,7 @@ class VideoSynthesisLayer(networks_stylegan3.SynthesisLayer):
         if self.is_torgb:
             styles = styles * (1 / np.sqrt(self.in_channels * (self.conv_kernel ** 2)))
 
-        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type == 'cuda') else torch.float32
+        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type in FP16_DEVICES) else torch.float32
         x = x.to(dtype)
         y = networks_stylegan3.modulated_conv2d(x=x, w=self.weight, s=styles,
             padding=self.conv_kernel-1, demodulate=(not self.is_torgb), input_gain=input_gain)

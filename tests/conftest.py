@@ -17,3 +17,11 @@ def cuda_formulation(monkeypatch):
     """Run upfirdn2d's and filtered_lrelu's CUDA formulation (banded matrix products) on CPU."""
     from torch_utils.ops import upfirdn2d
     monkeypatch.setattr(upfirdn2d, '_matmul_path', lambda x, impl: impl == 'cuda')
+
+@pytest.fixture
+def fp16_on_cpu(monkeypatch):
+    """Run the use_fp16 layers in float16 on CPU, as they run on CUDA."""
+    from training import networks_stylegan2, networks_stylegan3
+    from svc_plugin import networks
+    for module in (networks_stylegan2, networks_stylegan3, networks):
+        monkeypatch.setattr(module, 'FP16_DEVICES', ('cuda', 'cpu'))

@@ -89,7 +89,8 @@ def test_motion_option_re_evaluates_the_same_weights_with_the_other_blending(run
 
 def test_fid50k_full_is_computed_and_recorded_with_its_detector(run, monkeypatch):
     inception = detectors.save_detector(run['tmp'] / 'inception.pkl', seed=1)
-    monkeypatch.setenv('STYLESV_INCEPTION', inception) # Restored after the test; the CLI sets it again from --inception.
+    decoy = detectors.save_detector(run['tmp'] / 'decoy.pkl', seed=2)
+    monkeypatch.setenv('STYLESV_INCEPTION', decoy) # Restored after the test; --inception must override it.
     compute = frame_fid.compute_frame_fid
     monkeypatch.setattr(frame_fid, 'compute_frame_fid', lambda opts, num_gen: compute(opts, num_gen=32)) # 2 videos, not 3,125.
     result = invoke('--metrics=fid50k_full', f'--network={run["pkl"]}', f'--inception={inception}', '--quiet', tmp_path=run['tmp'])
@@ -100,6 +101,8 @@ def test_fid50k_full_is_computed_and_recorded_with_its_detector(run, monkeypatch
         (line,) = [json.loads(line) for line in f]
     assert line['results']['fid50k_full'] == pytest.approx(value, rel=1e-5)
     assert line['protocol']['detector'] == inception and line['protocol']['detector_sha256'] == fileio.file_sha256(inception)
+    other = invoke('--metrics=fid50k_full', f'--network={run["pkl"]}', f'--inception={decoy}', '--quiet', tmp_path=run['tmp'])
+    assert other.exit_code == 0 and float(other.output.split()[-1]) != pytest.approx(value, rel=1e-3) # The detector is the flag's.
 
 def test_same_seed_gives_the_same_number_and_the_cache_is_reused(run):
     args = ['--metrics=fvd4_8f', f'--network={run["pkl"]}', f'--i3d={run["i3d"]}', '--quiet']

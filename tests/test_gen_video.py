@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import imageio.v3 as iio
 import imageio_ffmpeg
+import numpy as np
 import pytest
 import torch
 
@@ -110,11 +111,18 @@ def test_start_and_speed_set_the_frame_times(G):
     assert_same_frames(frames_of(G, [(3, 3)], 4, start=8), normal[:, 8:12])
     assert_same_frames(frames_of(G, [(3, 3)], 6, step=2), normal[:, ::2])
 
-def test_a_seed_means_the_same_content_as_in_gen_images(G_image):
+def test_a_seed_means_the_same_content_as_in_gen_images(G_image, image_pkl, tmp_path):
+    """gen_images.py's PNG of seed 3 is every frame gen_video writes for seed 3 from the same network with motion off."""
+    import gen_images # third_party/stylegan3's script, run as a user runs it
+    gen_images.generate_images.main([f'--network={image_pkl}', '--seeds=3', f'--outdir={tmp_path / "images"}'], standalone_mode=False)
+    image = iio.imread(tmp_path / 'images' / 'seed0003.png')
     G = VideoGenerator.from_image_generator(G_image) # motion mask at zero: every frame is the image G's image
-    image = G_image(gen_video.content_z(G_image, 3), None)
-    for frame in frames_of(G, [(3, 8)], 3, start=100)[0]:
-        assert_same_frames(frame, image[0])
+    video_pkl = save_snapshot(tmp_path / 'video.pkl', G)
+    assert run_cli(f'--network={video_pkl}', '--seeds=3', '--motion-seed=8', '--frames=3', '--start-frame=100', '--format=png', f'--outdir={tmp_path}') == 0
+    frames = sorted((tmp_path / 'seed0003-motion0008').iterdir())
+    assert len(frames) == 3
+    for frame in frames:
+        assert (iio.imread(frame) == image).all()
 
 #----------------------------------------------------------------------------
 
@@ -185,7 +193,8 @@ def test_latest_is_the_newest_snapshot_in_runs(video_pkl, tmp_path, monkeypatch)
     assert run_cli('--network=latest', '--frames=2', '--format=png') == 0
     assert sorted(os.listdir(tmp_path / 'out' / 'seed0000')) == ['000000.png', '000001.png']
 
-def test_a_trained_snapshot_plays_at_its_dataset_s_frame_rate(image_pkl, tmp_path):
+def test_a_training_run_s_previews_and_snapshot_play_at_its_dataset_s_frame_rate(image_pkl, tmp_path):
+    """Data at 10 fps (not the default 25): training's preview videos, and gen_video on its snapshots, play at 10 fps."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
     data = str(tmp_path / 'data10.zip')
     subprocess.run([sys.executable, '-m', 'svc_plugin.dataset_tool', '--source=demo', f'--dest={data}', '--resolution=16', '--fps=10',
@@ -194,11 +203,32 @@ def test_a_trained_snapshot_plays_at_its_dataset_s_frame_rate(image_pkl, tmp_pat
         '--kimg=0.006', '--tick=0.006', '--batch=2', '--batch-gpu=2', '--mbstd-group=2', '--workers=0', '--metrics=none', '--grid=1x1',
         '--snap=1', '--export-safe', f'--outdir={tmp_path / "runs"}'], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     (run_dir,) = os.listdir(tmp_path / 'runs')
+    previews = sorted(name for name in os.listdir(tmp_path / 'runs' / run_dir) if name.endswith('.mp4'))
+    assert previews == ['fakes000000.mp4', 'fakes_init.mp4', 'reals.mp4']
+    for name in previews:
+        assert iio.immeta(tmp_path / 'runs' / run_dir / name)['fps'] == 10
     for network in ['network-snapshot-000000.pkl', 'network-snapshot-000000.pt']: # Pickle and weights-only checkpoint.
         outdir = tmp_path / network
         assert run_cli(f'--network={tmp_path / "runs" / run_dir / network}', '--frames=4', f'--outdir={outdir}') == 0
         (video,) = os.listdir(outdir)
         assert iio.immeta(outdir / video)['fps'] == 10
+
+def test_class_picks_the_label_of_a_conditional_network(G_image, tmp_path):
+    torch.manual_seed(1)
+    G = VideoGenerator.from_image_generator(networks_stylegan3.Generator(**dict(G_KWARGS, c_dim=3)), motion_kwargs=dict(z_dim=8, v_dim=8, motion_z_distance=4, max_period_len=64))
+    with torch.no_grad():
+        G.synthesis.motion_mask.fill_(1)
+    pkl = save_snapshot(tmp_path / 'conditional.pkl', G.eval())
+    z, t = torch.from_numpy(np.random.RandomState(5).randn(1, 8)).float(), torch.arange(3.0)[None]
+    for class_idx in [0, 2]:
+        assert run_cli(f'--network={pkl}', '--seeds=5', f'--class={class_idx}', '--frames=3', '--format=png', f'--outdir={tmp_path / str(class_idx)}') == 0
+        written = np.stack([iio.imread(path) for path in sorted((tmp_path / str(class_idx) / 'seed0005').iterdir())]).astype(int)
+        with torch.no_grad():
+            expected = video_io.to_uint8(G(z, torch.eye(3)[[class_idx]], t=t, motion_seeds=[5])).permute(0, 2, 3, 1).numpy() # [F, H, W, C]
+        assert np.abs(written - expected).max() <= 1 # Rounding of a different batch.
+    assert (written != np.stack([iio.imread(path) for path in sorted((tmp_path / '0' / 'seed0005').iterdir())])).any()
+    message = run_cli(f'--network={pkl}', '--frames=3', f'--outdir={tmp_path / "none"}')
+    assert message.startswith('error: ') and '--class' in message and '\n' not in message
 
 def test_latest_without_runs_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

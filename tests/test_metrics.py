@@ -236,18 +236,39 @@ def test_fid_of_dataset_against_itself_is_zero_and_positive_for_other_images():
     other = frechet_inception_distance.compute_fid(array_opts(G=LinearGenerator(), num_images=12), max_real=None, num_gen=12)
     assert abs(replay) < 1e-3 and other > 0.1
 
-def test_kid_pr_is_and_ppl_reach_their_known_values_on_tiny_generators():
+def test_kid_pr_and_ppl_reach_their_known_values_on_tiny_generators():
     opts = lambda G: array_opts(G=G, num_images=12)
     images = ArrayDataset(num_images=12).images
     kid = lambda G: kernel_inception_distance.compute_kid(opts(G), max_real=None, num_gen=12, num_subsets=2, max_subset_size=12)
     assert kid(ReplayGenerator(images)) < 0 < kid(LinearGenerator()) # Unbiased MMD^2 of a set against itself dips below 0.
     precision, recall = precision_recall.compute_pr(opts(ReplayGenerator(images)), max_real=None, num_gen=12, nhood_size=3, row_batch_size=5, col_batch_size=5)
     assert (precision, recall) == (1.0, 1.0)
-    is_mean, is_std = inception_score.compute_is(opts(LinearGenerator()), num_gen=12, num_splits=2)
-    assert 1.0 <= is_mean <= 10.0 and is_std >= 0
     ppl = perceptual_path_length.compute_ppl(opts(LinearGenerator()), num_samples=8, epsilon=1e-2, space='w', sampling='end', crop=False, batch_size=2)
     flat = perceptual_path_length.compute_ppl(opts(LinearGenerator(scale=0.0)), num_samples=8, epsilon=1e-2, space='z', sampling='full', crop=True, batch_size=2)
     assert ppl > 0 and np.isfinite(ppl) and flat == 0
+
+def test_fid_kid_and_is_equal_numpy_on_the_detector_s_own_outputs():
+    """End to end, each metric equals its formula in numpy/scipy applied to the test detector's outputs for the same images."""
+    import pickle, scipy.linalg
+    reals, fakes = ArrayDataset(num_images=12, seed=0).images, ArrayDataset(num_images=12, seed=7).images
+    with open(os.environ['STYLESV_INCEPTION'], 'rb') as f:
+        detector = pickle.load(f)
+    run = lambda images, **kwargs: detector(torch.as_tensor(images), **kwargs).double().numpy()
+    real, fake = run(reals, return_features=True), run(fakes, return_features=True)
+    probs = run(fakes, no_output_bias=True)
+    opts = lambda: array_opts(G=ReplayGenerator(fakes), num_images=12)
+
+    s1, s2 = np.cov(real, rowvar=False, bias=True), np.cov(fake, rowvar=False, bias=True) # As upstream: divided by N.
+    fid = np.sum((real.mean(0) - fake.mean(0)) ** 2) + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
+    assert frechet_inception_distance.compute_fid(opts(), max_real=None, num_gen=12) == pytest.approx(fid, rel=1e-4)
+
+    k = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3
+    off_diagonal = lambda a: k(a, a).sum() - np.trace(k(a, a))
+    kid = (off_diagonal(real) + off_diagonal(fake)) / (12 * 11) - 2 * k(real, fake).sum() / 12 ** 2
+    assert kernel_inception_distance.compute_kid(opts(), max_real=None, num_gen=12, num_subsets=2, max_subset_size=12) == pytest.approx(kid, abs=1e-6) # float32 features, sums in any order
+
+    scores = [np.exp(np.mean(np.sum(p * (np.log(p) - np.log(p.mean(0))), axis=1))) for p in (probs[:6], probs[6:])]
+    assert inception_score.compute_is(opts(), num_gen=12, num_splits=2) == pytest.approx((np.mean(scores), np.std(scores)), rel=1e-4)
 
 def test_calc_metric_fid50k_full_end_to_end_on_image_folder_zip(tmp_path, monkeypatch):
     images = np.random.RandomState(5).randint(0, 256, [8, 3, 16, 16]).astype(np.uint8)
@@ -283,7 +304,8 @@ def _distributed_worker(rank, init_method, cache_dir, inception, out_dir):
     coverage = precision_recall.manifold_coverage(points, points + 50 * (torch.arange(10) >= 5)[:, None], nhood_size=3, row_batch_size=4, col_batch_size=3, num_gpus=2, rank=rank)
     compute_fid = frechet_inception_distance.compute_fid
     frechet_inception_distance.compute_fid = lambda opts, max_real, num_gen: compute_fid(opts, max_real, num_gen=8)
-    result = metric_main.calc_metric('fid50k_full', G=LinearGenerator(), dataset_kwargs=opts.dataset_kwargs, num_gpus=2, rank=rank, device='cpu')
+    fakes = ArrayDataset(num_images=8, seed=7).images[rank::2] # Each rank's share; gathered, they are all 8 in order.
+    result = metric_main.calc_metric('fid50k_full', G=ReplayGenerator(fakes), dataset_kwargs=opts.dataset_kwargs, num_gpus=2, rank=rank, device='cpu')
     torch.save(dict(features=stats.get_all(), mean_cov=stats.get_mean_cov(), dist=dist, coverage=coverage, fid=result.results.fid50k_full), os.path.join(out_dir, f'rank{rank}.pt'))
     torch.distributed.destroy_process_group()
 
@@ -300,7 +322,8 @@ def test_two_ranks_match_a_single_process(isolated_metrics):
     np.testing.assert_array_equal(r0['mean_cov'][1], r1['mean_cov'][1])
     assert torch.equal(r0['dist'], r1['dist']) and torch.equal(r0['dist'], torch.cdist(torch.arange(12.0).reshape(3, 4), torch.arange(44.0).reshape(11, 4).flip(0)).half())
     assert r0['coverage'] == 0.5 and np.isnan(r1['coverage']) # Only rank 0 reduces.
-    assert np.isfinite(r0['fid']) and r0['fid'] == r1['fid'] # Rank 0's value, broadcast.
+    fid = frechet_inception_distance.compute_fid(array_opts(G=ReplayGenerator(ArrayDataset(num_images=8, seed=7).images), num_images=9), max_real=None, num_gen=8)
+    assert r0['fid'] == pytest.approx(fid, rel=1e-5) and r0['fid'] == r1['fid'] # Rank 0's value, broadcast.
 
 #----------------------------------------------------------------------------
 # Registry and reporting.

@@ -179,3 +179,26 @@ def test_cuda_formulation_of_the_ops_gives_the_same_logits_and_r1_gradients(monk
         results.append([logits, grad] + [p.grad for p in D.parameters()])
     for a, b in zip(*results):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item()) # float32 rounding
+
+def test_fp16_blocks_compute_in_float16_and_match_float32(fp16_on_cpu):
+    """The GPU default (the upper blocks in float16), reached on CPU: G and D against their force_fp32 results. G's
+    fp16 convolutions get weights of 1e5, beyond float16's range; demodulation cancels the scale, if the layer
+    brings them into range before the cast."""
+    torch.manual_seed(0)
+    G = _tiny_generator(num_fp16_res=2, conv_clamp=256).eval()
+    D = n2.Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=128, channel_max=16, num_fp16_res=2, conv_clamp=256,
+        epilogue_kwargs=dict(mbstd_group_size=2))
+    with torch.no_grad():
+        G.synthesis.b16.conv0.weight.mul_(1e5)
+        G.synthesis.b16.conv1.weight.mul_(1e5)
+    dtypes = {}
+    for name, block in [('G', G.synthesis.b16), ('D', D.b16)]:
+        block.conv0.register_forward_hook(lambda _module, _inputs, output, name=name: dtypes.setdefault(name, output.dtype) and None)
+    z = torch.randn([2, 16], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        half, full = G(z, None, fused_modconv=False), G(z, None, fused_modconv=False, force_fp32=True) # Unfused, as in training.
+        logits_half, logits_full = D(half, None), D(half, None, force_fp32=True)
+    assert dtypes == dict(G=torch.float16, D=torch.float16)
+    assert half.dtype == logits_half.dtype == torch.float32
+    assert torch.allclose(half, full, atol=0.02 * full.abs().max().item())
+    assert torch.allclose(logits_half, logits_full, atol=0.02 * logits_full.abs().max().item())

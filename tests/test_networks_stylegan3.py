@@ -168,6 +168,25 @@ def test_generator_is_deterministic_for_a_given_z(g_small):
     assert torch.equal(a, b)
     assert not torch.allclose(a[0], a[1]) # ... but the image does depend on z.
 
+def test_fp16_layers_compute_in_float16_and_match_float32_even_with_huge_weights(fp16_on_cpu):
+    """The GPU default (use_fp16 layers in float16), reached on CPU. Weights of 1e5 exceed float16's range (65504):
+    demodulation cancels their scale, and the layer must bring them into range before the cast."""
+    torch.manual_seed(0)
+    G = _small_generator(res=16, num_layers=4, num_fp16_res=4).eval()
+    dtypes = {}
+    with torch.no_grad():
+        for name in G.synthesis.layer_names:
+            layer = getattr(G.synthesis, name)
+            if not layer.is_torgb:
+                layer.weight.mul_(1e5)
+            layer.register_forward_hook(lambda _module, _inputs, output, name=name: dtypes.setdefault(name, output.dtype) and None)
+        z = torch.randn([2, 32], generator=torch.Generator().manual_seed(1))
+        half = G(z, None)
+        full = G(z, None, force_fp32=True)
+    fp16_layers = [name for name in G.synthesis.layer_names if getattr(G.synthesis, name).use_fp16]
+    assert fp16_layers and all(dtypes[name] == torch.float16 for name in fp16_layers)
+    assert half.dtype == torch.float32 and torch.allclose(half, full, atol=0.02 * full.abs().max().item())
+
 def test_truncation_pulls_towards_w_avg(g_small):
     G = copy.deepcopy(g_small)
     G.mapping.w_avg.copy_(torch.randn([G.w_dim]))

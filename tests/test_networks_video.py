@@ -152,13 +152,44 @@ def test_motion_leaves_the_input_transform_alone_and_moves_the_layers_styles(fus
     assert torch.equal(outputs['input'][0], outputs['input'][1]) # ws[0] is the content's: no global rotation/translation from motion.
     assert not torch.allclose(outputs['layer'][0], outputs['layer'][1])
 
-def test_noise_kwargs_and_truncation_pass_through(G_video, z):
+def test_truncation_pulls_w_towards_w_avg(z):
+    G = _video_generator(low_rank=2)
     t = [[0.0, 3.0]]
-    a = _frames(G_video, z[:1], t, motion_seeds=[0], noise_mode='const', force_fp32=True, truncation_psi=0.5)
-    b = _frames(G_video, z[:1], t, motion_seeds=[0])
-    assert a.shape == b.shape and (a - b).abs().max() > 0
+    with torch.no_grad():
+        ws = G.mapping(z[:1], None)
+        expected = G.synthesis(G.mapping.w_avg + 0.5 * (ws - G.mapping.w_avg), t=torch.tensor(t), motion_seeds=[0])
+    truncated = _frames(G, z[:1], t, motion_seeds=[0], truncation_psi=0.5)
+    assert torch.allclose(truncated, expected, atol=1e-6) and not torch.allclose(truncated, _frames(G, z[:1], t, motion_seeds=[0]), atol=1e-3)
+
+def test_noise_mode_and_force_fp32_reach_every_synthesis_layer(z):
+    """StyleGAN3 layers have no noise and run fp32 on CPU, so these can only be seen arriving, not acting."""
+    G = _video_generator(low_rank=2)
+    seen = []
+    for name in G.synthesis.layer_names:
+        getattr(G.synthesis, name).register_forward_pre_hook(lambda _module, _args, kwargs: seen.append(kwargs), with_kwargs=True)
+    _frames(G, z[:1], [[0.0, 3.0]], motion_seeds=[0], noise_mode='const', force_fp32=True)
+    assert len(seen) == len(G.synthesis.layer_names)
+    assert all(kwargs.get('noise_mode') == 'const' and kwargs.get('force_fp32') is True for kwargs in seen)
 
 #----------------------------------------------------------------------------
+
+def test_fp16_low_rank_layers_compute_in_float16_and_match_float32_with_huge_factors(z, fp16_on_cpu):
+    """The GPU default, reached on CPU: frames of the use_fp16 layers against force_fp32, with both weights and
+    low-rank factors of 1e5 (beyond float16's range; the demodulated branches do not depend on their scale)."""
+    G = _video_generator(low_rank=2)
+    dtypes = {}
+    with torch.no_grad():
+        for name in G.synthesis.layer_names:
+            layer = getattr(G.synthesis, name)
+            if not layer.is_torgb:
+                for weight in [layer.weight, layer.temporal_weight_out, layer.temporal_weight_in]:
+                    weight.mul_(1e5)
+            layer.register_forward_hook(lambda _module, _inputs, output, name=name: dtypes.setdefault(name, output.dtype) and None)
+    half = _frames(G, z, [[0.0, 3.5], [8.0, 21.0]], motion_seeds=[0, 1])
+    full = _frames(G, z, [[0.0, 3.5], [8.0, 21.0]], motion_seeds=[0, 1], force_fp32=True)
+    fp16_layers = [name for name in G.synthesis.layer_names if getattr(G.synthesis, name).use_fp16]
+    assert fp16_layers and all(dtypes[name] == torch.float16 for name in fp16_layers)
+    assert half.dtype == torch.float32 and torch.allclose(half, full, atol=0.02 * full.abs().max().item())
 
 def test_low_rank_is_a_no_op_at_init(G_image, z):
     G = networks.VideoGenerator.from_image_generator(G_image, motion_kwargs=MOTION, low_rank=3)

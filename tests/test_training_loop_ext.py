@@ -1,6 +1,6 @@
 """Tests of training_loop_ext: training state and snapshot pairing, the NaN guard, a failing DDP rank, the loop's helpers.
 
-Run as a module (`python -m tests.test_training_loop_ext nan|raise RUN_DIR DATA_ZIP`) this file is also the worker of
+Run as a module (`python -m tests.test_training_loop_ext nan|inf|raise RUN_DIR DATA_ZIP`) this file is also the worker of
 the NaN and failing-rank tests: a tiny image stage with a test-only loss, launched as train_video.py launches stages."""
 
 import hashlib
@@ -60,6 +60,19 @@ class NaNLoss(upstream_loss.StyleGAN2Loss):
             gen_z = gen_z * float('nan')
         super().accumulate_gradients(phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg)
 
+class InfWeightLoss(upstream_loss.StyleGAN2Loss):
+    """StyleGAN2Loss that writes Inf into a G weight after the D phase of frame `inf_at_nimg`: every loss of that tick
+    has been computed with finite weights, so only the weights can tell."""
+    def __init__(self, inf_at_nimg, **kwargs):
+        super().__init__(**kwargs)
+        self.inf_at_nimg = inf_at_nimg
+
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
+        super().accumulate_gradients(phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg)
+        if phase in ('Dmain', 'Dboth') and cur_nimg == self.inf_at_nimg:
+            with torch.no_grad():
+                self.G.mapping.fc0.weight[0, 0] = float('inf')
+
 class RaisingLoss(upstream_loss.StyleGAN2Loss):
     """StyleGAN2Loss that raises on rank `fail_rank` from frame `fail_from_nimg` on, after writing the time to `marker`."""
     def __init__(self, fail_rank, fail_from_nimg, marker, **kwargs):
@@ -74,9 +87,12 @@ class RaisingLoss(upstream_loss.StyleGAN2Loss):
         super().accumulate_gradients(phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg)
 
 def run_worker(kind, run_dir, data_zip):
-    """Body of `python -m tests.test_training_loop_ext`: one process diverging ('nan'), or two of which one fails ('raise')."""
+    """Body of `python -m tests.test_training_loop_ext`: one process diverging ('nan') or with a weight made Inf ('inf'), or two of which one fails ('raise')."""
     if kind == 'nan':
         stage = tiny_image_stage(data_zip, loss_kwargs=dict(class_name='tests.test_training_loop_ext.NaNLoss', r1_gamma=0.01, nan_from_nimg=4))
+        num_gpus = 1
+    elif kind == 'inf':
+        stage = tiny_image_stage(data_zip, loss_kwargs=dict(class_name='tests.test_training_loop_ext.InfWeightLoss', r1_gamma=0.01, inf_at_nimg=4))
         num_gpus = 1
     else:
         stage = tiny_image_stage(data_zip, batch_size=4, total_kimg=1, loss_kwargs=dict(class_name='tests.test_training_loop_ext.RaisingLoss',
@@ -108,6 +124,15 @@ def test_nan_in_a_loss_stops_the_run_at_its_tick_without_a_new_snapshot(tmp_path
     assert state is not None and state['cur_nimg'] == 2 # The only snapshot is tick 0's, and its state matches it.
     lines = (tmp_path / 'stats.jsonl').read_text().splitlines()
     assert len(lines) == 2 and not np.isfinite(json.loads(lines[-1])['Loss/G/loss']['mean']) # The stats say why.
+
+def test_inf_in_a_weight_with_finite_losses_stops_the_run_at_its_tick_without_a_new_snapshot(tmp_path, data_zip):
+    result = start_worker('inf', tmp_path, data_zip)
+    assert result.returncode != 0
+    assert 'G.mapping.fc0.weight is NaN/Inf at tick 1 (kimg 0.006): stopped without writing a snapshot' in result.stderr
+    assert sorted(name for name in os.listdir(tmp_path) if name.startswith('network-snapshot-')) == ['network-snapshot-000000.pkl']
+    stats = json.loads((tmp_path / 'stats.jsonl').read_text().splitlines()[-1])
+    losses = [value['mean'] for name, value in stats.items() if name.startswith('Loss/')]
+    assert losses and np.isfinite(losses).all() # Only the weights tell.
 
 def test_a_failing_rank_ends_every_process_promptly_with_an_error(tmp_path, data_zip):
     result = start_worker('raise', tmp_path, data_zip)
@@ -194,6 +219,19 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
     actual = (torch.rand(3), np.random.rand(3), rnd.rand(3), training_loop_ext.random.random())
     assert torch.equal(actual[0], expected[0]) and np.array_equal(actual[1], expected[1]) and np.array_equal(actual[2], expected[2])
     assert actual[3] == expected[3]
+
+def test_cuda_rng_states_survive_a_weights_only_round_trip(tmp_path, monkeypatch):
+    """Two CUDA devices stood in for by generator objects behind torch.cuda's RNG functions."""
+    devices = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: len(devices))
+    monkeypatch.setattr(torch.cuda, 'get_rng_state_all', lambda: [device.get_state() for device in devices])
+    monkeypatch.setattr(torch.cuda, 'set_rng_state_all', lambda states: [device.set_state(state) for device, state in zip(devices, states)])
+    rnd = training_loop_ext.seed_everything(123)
+    torch.save(training_loop_ext.capture_rng(rnd), tmp_path / 'rng.pt')
+    expected = [torch.rand([3], generator=device) for device in devices]
+    training_loop_ext.restore_rng(torch.load(tmp_path / 'rng.pt', weights_only=True), rnd)
+    assert all(torch.equal(torch.rand([3], generator=device), draw) for device, draw in zip(devices, expected))
 
 def test_failed_write_leaves_neither_a_final_nor_a_temporary_file(tmp_path):
     def write(tmp_path_):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from svc_plugin.discriminator import VideoDiscriminator
+from svc_plugin import loss as video_loss
 from svc_plugin.loss import VideoLoss, augment_clips
 from svc_plugin.networks import VideoGenerator
 from torch_utils import training_stats
@@ -149,6 +150,35 @@ def test_augment_clips_leaves_the_rng_where_one_call_would():
     torch.manual_seed(5)
     pipe(torch.zeros([BATCH, 3, RES, RES]))
     assert torch.equal(after_clips, torch.rand([4]))
+
+def test_augment_clips_rewinds_the_generator_the_pipe_draws_from(monkeypatch):
+    """As on CUDA, where the pipe draws from the device's generator, not the CPU's: here a generator object stands
+    in for it, rewound through rng_state_functions."""
+    device_rng = torch.Generator().manual_seed(3)
+    monkeypatch.setattr(video_loss, 'rng_state_functions', lambda device: (device_rng.get_state, device_rng.set_state))
+    pipe = lambda x: x + torch.rand([x.shape[0], 1, 1, 1], generator=device_rng)
+    out = augment_clips(pipe, torch.zeros([BATCH * FRAMES, 3, RES, RES]), num_frames=FRAMES).reshape(BATCH, FRAMES, 3, RES, RES)
+    for f in range(1, FRAMES):
+        assert torch.equal(out[:, f], out[:, 0])
+    assert not torch.equal(out[0, 0], out[1, 0])
+    after_clips = torch.rand([4], generator=device_rng)
+    device_rng.manual_seed(3)
+    pipe(torch.zeros([BATCH, 3, RES, RES]))
+    assert torch.equal(after_clips, torch.rand([4], generator=device_rng))
+
+def test_rng_state_functions_of_a_cuda_device_save_and_restore_that_device_s_generator(monkeypatch):
+    """torch.cuda's RNG functions replaced by per-device generator objects, so that the CUDA branch runs without a GPU."""
+    devices = {0: torch.Generator().manual_seed(0), 1: torch.Generator().manual_seed(1)}
+    monkeypatch.setattr(torch.cuda, 'get_rng_state', lambda device='cuda': devices[torch.device(device).index or 0].get_state())
+    monkeypatch.setattr(torch.cuda, 'set_rng_state', lambda new_state, device='cuda': devices[torch.device(device).index or 0].set_state(new_state))
+    get_state, set_state = video_loss.rng_state_functions(torch.device('cuda', 1))
+    state = get_state()
+    draws = lambda: (torch.rand([3]), torch.rand([3], generator=devices[1]), torch.rand([3], generator=devices[0]))
+    first = draws()
+    set_state(state)
+    second = draws()
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1]) # The CPU's and device 1's rewound ...
+    assert not torch.equal(first[2], second[2]) # ... device 0's not.
 
 #----------------------------------------------------------------------------
 

@@ -11,6 +11,11 @@ from torch_utils.ops import fma
 
 #----------------------------------------------------------------------------
 
+# Device types on which use_fp16 layers compute in float16; on others they run float32. Tests add 'cpu' to reach the fp16 path.
+FP16_DEVICES = ('cuda',)
+
+#----------------------------------------------------------------------------
+
 @misc.profiled_function
 def normalize_2nd_moment(x, dim=1, eps=1e-8):
     """Scale x to unit mean square along dim (pixel norm of the latent)."""
@@ -415,7 +420,7 @@ class SynthesisBlock(torch.nn.Module):
         _ = update_emas # unused: the block has no running statistics
         misc.assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
         w_iter = iter(ws.unbind(dim=1))
-        if ws.device.type != 'cuda':
+        if ws.device.type not in FP16_DEVICES:
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
@@ -611,7 +616,7 @@ class DiscriminatorBlock(torch.nn.Module):
                 trainable=next(trainable_iter), resample_filter=resample_filter, channels_last=self.channels_last)
 
     def forward(self, x, img, force_fp32=False):
-        if (x if x is not None else img).device.type != 'cuda':
+        if (x if x is not None else img).device.type not in FP16_DEVICES:
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format

@@ -12,6 +12,11 @@ from torch_utils.ops import bias_act
 
 #----------------------------------------------------------------------------
 
+# Device types on which use_fp16 layers compute in float16; on others they run float32. Tests add 'cpu' to reach the fp16 path.
+FP16_DEVICES = ('cuda',)
+
+#----------------------------------------------------------------------------
+
 @misc.profiled_function
 def modulated_conv2d(
     x,                  # Input activations: [batch, in_channels, in_height, in_width].
@@ -334,8 +339,8 @@ class SynthesisLayer(torch.nn.Module):
             weight_gain = 1 / np.sqrt(self.in_channels * (self.conv_kernel ** 2))
             styles = styles * weight_gain
 
-        # Modulated convolution; fp16 is only worth it (and only tested) on CUDA.
-        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type == 'cuda') else torch.float32
+        # Modulated convolution; fp16 is only worth it on CUDA (tests reach it on CPU through FP16_DEVICES).
+        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type in FP16_DEVICES) else torch.float32
         x = modulated_conv2d(x=x.to(dtype), w=self.weight, s=styles,
             padding=self.conv_kernel-1, demodulate=(not self.is_torgb), input_gain=input_gain)
 
