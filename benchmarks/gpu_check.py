@@ -3,8 +3,8 @@ FVD detector, on which GPU and software. Prints one table; --out also writes it 
 
 Each part runs in a process of its own under a time budget, so a part that fails or hangs costs only its own rows:
   env         GPU, driver, CUDA, PyTorch, Triton
-  ops         the GPU formulation of the ops against the plain path, same device and weights: G's images, D's logits,
-              R1's input gradient and its second order (relative rms differences)
+  ops         the GPU formulation of the ops and the plain path, each against float32 on the same device and weights:
+              G's images, D's logits, R1's input gradient and its gradient w.r.t. D's weights (relative rms)
   train       the default train_video.py (--stage=both, ADA + R1 in the image stage) on demo data at 64x64, two ticks
               per stage: pass/fail and seconds from launch to the first step
   first_step  seconds from launch to the first training step of train_video.py at 256x256 (cuDNN autotuning on)
@@ -41,7 +41,7 @@ NVIDIA_H200_MS = dict(g_inference=38.0, g_fwd_bwd=135.0, d_fwd_bwd=16.1, r1=116.
 NVIDIA_H200_MS['iteration'] = NVIDIA_H200_MS['g_fwd_bwd'] + NVIDIA_H200_MS['g_inference'] + 2 * NVIDIA_H200_MS['d_fwd_bwd'] + NVIDIA_H200_MS['r1'] / 16
 
 # Seconds each part may take on a GPU (about 6 minutes in all); --small, meant for CPUs, allows SMALL_SLOWDOWN times as much.
-BUDGET_SEC = dict(env=20, ops=45, train=100, first_step=60, g_d=90, gen_video=40, i3d=30)
+BUDGET_SEC = dict(env=20, ops=75, train=100, first_step=60, g_d=90, gen_video=40, i3d=30)
 SMALL_SLOWDOWN = 4
 
 #----------------------------------------------------------------------------
@@ -260,10 +260,12 @@ def paper_networks(small, device):
     return G, D
 
 def part_ops(rows, small):
-    """The GPU formulation of the ops against the plain path on the same device and weights: G's images, D's logits,
-    R1's input gradient. Differences are float rounding of the fp16 layers (fp32 accumulation in both)."""
+    """The GPU formulation of the ops and the plain path, each against the plain path in float32 on the same device and
+    weights: G's images, D's logits, R1's input gradient and R1's gradient w.r.t. D's weights. Both run the fp16 layers
+    in float16, so both differ from float32 by rounding; the GPU formulation should not differ more."""
     import torch
     from torch_utils.ops import conv2d_gradfix, upfirdn2d
+    from training import networks_stylegan2, networks_stylegan3
     set_backends(torch)
     conv2d_gradfix.enabled = True
     device = device_of(torch)
@@ -272,26 +274,30 @@ def part_ops(rows, small):
     z = torch.randn([4, G.z_dim], generator=gen).to(device)
     x = (torch.rand([4, 3, G.img_resolution, G.img_resolution], generator=gen) * 2 - 1).to(device)
 
-    def outputs():
+    def outputs(matmul, fp16_devices):
+        saved = upfirdn2d._matmul_path, networks_stylegan2.FP16_DEVICES, networks_stylegan3.FP16_DEVICES
+        upfirdn2d._matmul_path = lambda x, impl: matmul      # On a CPU too, as the tests run it.
+        networks_stylegan2.FP16_DEVICES = networks_stylegan3.FP16_DEVICES = fp16_devices
         with torch.no_grad():
             img = G.eval()(z, None).float()
         G.train()
+        D.requires_grad_(True)
         xi = x.detach().requires_grad_(True)
         logits = D(xi, None)
         (grad,) = torch.autograd.grad(logits.sum(), [xi], create_graph=True)
-        (grad2,) = torch.autograd.grad(grad.square().sum(), [xi])   # R1's second order, w.r.t. the input
-        return img, logits.detach().float(), grad.detach().float(), grad2.float()
-    matmul_path = upfirdn2d._matmul_path
-    upfirdn2d._matmul_path = lambda x, impl: True     # On a CPU too, as the tests run it.
-    fast = outputs()
-    upfirdn2d._matmul_path = lambda x, impl: False
-    plain = outputs()
-    upfirdn2d._matmul_path = matmul_path
+        grad.square().sum().backward()                          # R1's penalty into D's weights: a second-order gradient
+        weight_grad = torch.cat([p.grad.flatten() for p in D.parameters() if p.grad is not None])
+        D.requires_grad_(False)
+        D.zero_grad(set_to_none=True)
+        upfirdn2d._matmul_path, networks_stylegan2.FP16_DEVICES, networks_stylegan3.FP16_DEVICES = saved
+        return img, logits.detach().float(), grad.detach().float(), weight_grad.float()
+    fp16 = ('cuda', device.type)
+    fast, plain, fp32 = outputs(True, fp16), outputs(False, fp16), outputs(False, ())
     rel = lambda a, b: float((a - b).square().mean().sqrt() / b.square().mean().sqrt().clamp(min=1e-30))
-    note = f'same weights on {device.type}, GPU formulation vs plain path'
-    for (name, a, b) in [('G images', fast[0], plain[0]), ('D logits', fast[1], plain[1]),
-            ('R1 input gradient', fast[2], plain[2]), ('R1 second order', fast[3], plain[3])]:
-        report(rows, 'ops', f'{name}, relative rms difference', rel(a, b), note=note)
+    names = ['G images', 'D logits', 'R1 input gradient', "R1 penalty's gradient w.r.t. D's weights"]
+    for name, a, b, ref in zip(names, fast, plain, fp32):
+        report(rows, 'ops', f'{name}: GPU formulation vs float32, relative rms', rel(a, ref),
+            note=f'plain path vs float32: {rel(b, ref):.3g} (fp16 layers in float16 in both, {device.type})')
 
 def write_profile(path, fn):
     """The top 12 CUDA kernels of one fn() call (torch.profiler), as a text table."""
