@@ -85,7 +85,7 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=opts.dlr)
     c.loss_kwargs = dnnlib.EasyDict(class_name='svc_plugin.loss.VideoLoss' if video else 'training.loss.StyleGAN2Loss', r1_gamma=gamma)
     c.ema_kimg = c.batch_size * frames * 10 / 32 # StyleGAN's half-life of batch * 10/32 kimg (312.5 steps), counted in frames.
-    c.ada_kimg = 100 # The paper's ADA speed (PAPER.md §3.6), in both stages.
+    c.ada_kimg = 100 # The ADA speed of the reference code (genforce/StyleSV's train.py), in both stages.
 
     if video:
         c.G_kwargs.motion_kwargs = dnnlib.EasyDict(motion_z_distance=opts.motion_dist, kind=opts.motion)

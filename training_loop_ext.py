@@ -1,4 +1,4 @@
-"""Training loop of StyleSV (Towards Smooth Video Composition, ICLR 2023, PAPER.md §3.6-3.7) on the public StyleGAN3 API.
+"""Training loop of StyleSV (Zhang et al., Towards Smooth Video Composition, ICLR 2023, arXiv 2212.07413) on the public StyleGAN3 API.
 
 One loop runs both stages of the paper: image pre-training (clips of 1 frame, the upstream StyleGAN3 generator,
 StyleGAN2 discriminator and loss, ADA) and video fine-tuning (clips of `frames` frames at random times,
@@ -311,7 +311,7 @@ def real_clips(clip_stream, frames, batch_gpu, device):
 
 def generator_times(rnd, video_lengths, max_dist, num_clips, frames):
     """Frame times [num_clips, frames] for G, drawn as the dataset draws real clips (span, offset and middle
-    frames of a random video long enough for a clip, PAPER.md §3.7) and shifted by a uniform fraction of a frame,
+    frames of a random video long enough for a clip) and shifted by a uniform fraction of a frame,
     so G learns every time."""
     lengths = video_lengths[video_lengths >= frames]
     lengths = lengths[rnd.randint(len(lengths), size=num_clips)]

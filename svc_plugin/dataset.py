@@ -1,4 +1,4 @@
-"""Video training data: clips of frames with the paper's random spans (Towards Smooth Video Composition, §3.7).
+"""Video training data: clips of frames with the paper's random spans (Zhang et al., Towards Smooth Video Composition, ICLR 2023, arXiv 2212.07413).
 
 A video dataset is a zip or folder holding one sub-folder of frame images per video (frames sorted by
 name) and an optional dataset.json with `labels` and `fps`. VideoFramesFolderDataset is an upstream
@@ -19,7 +19,7 @@ from training.dataset import Dataset
 #----------------------------------------------------------------------------
 
 def sample_clip_times(rnd, video_len, frames, max_dist):
-    """Sorted, distinct frame indices of one clip (the paper's `random` sampling, PAPER.md §3.7).
+    """Sorted, distinct frame indices of one clip (`sampling/random.yaml` of the reference code, genforce/StyleSV, as StyleGAN-V's).
 
     The span (last index minus first) is drawn uniformly from the powers of two in
     [frames - 1, min(video_len - 1, max_dist)]; when no power of two fits there (e.g. frames=4 in a

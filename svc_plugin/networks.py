@@ -1,4 +1,4 @@
-"""Video generator: StyleGAN3 synthesis driven by the motion embedding v(t) (PAPER.md §3.1-3.4).
+"""Video generator: StyleGAN3 synthesis driven by the motion embedding v(t) (Zhang et al., arXiv 2212.07413; StyleGAN-V, arXiv 2112.14683).
 
 Frames are a batch dimension: a clip of F frames of video b occupies output rows b*F .. b*F+F-1
 (video-major), all sharing the content latent w of video b. v(t), scaled by a learnable per-channel
@@ -29,7 +29,7 @@ _IMAGE_GENERATOR_ARGS = ['z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_chann
 
 @persistence.persistent_class
 class VideoSynthesisLayer(networks_stylegan3.SynthesisLayer):
-    """SynthesisLayer plus the low-rank temporal modulation of PAPER.md §3.4.
+    """SynthesisLayer plus the low-rank temporal modulation of StyleSV (arXiv 2212.07413 v1; genforce/StyleSV `low_rank`).
 
     A second kernel W_lr = W1 W2 of rank R over channels (per tap: W1 [C_out, R, k, k], W2 [R, C_in, k, k]),
     RMS-normalised, modulated by its own style from v and demodulated on its own, is added to the

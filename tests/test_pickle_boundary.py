@@ -4,8 +4,8 @@ Two promises rest on this. A network pickle embeds the full source of the module
 persistent class, and the loader executes it against whatever upstream layer is installed; and a user
 must be able to drop NVIDIA's release into third_party/stylegan3 and run every script of the project.
 So every module of svc_plugin and patches/, every top-level script, and our own upstream modules whose
-source travels in pickles may import and call only upstream names, and pass only keywords, listed in
-STYLEGAN3_API.md — never a helper that exists only in our upstream layer. The table below restates that
+source travels in pickles may import and call only upstream names, and pass only keywords, that NVIDIA's
+release (NVlabs/stylegan3) defines — never a helper that exists only in our upstream layer. The table below restates that
 interface; the tests walk each module's syntax tree against it, class-name strings included.
 """
 

@@ -190,7 +190,7 @@ def test_generator_times_are_clip_times_shifted_by_a_fraction_of_a_frame():
     assert np.allclose(offsets, np.rint(offsets)) # ... on top of integer clip times,
     offsets = np.rint(offsets)
     spans = offsets[:, 2] - offsets[:, 0]
-    assert set(np.unique(spans)) == {2, 4, 8, 16, 32} # spans of the powers of two up to max_dist (PAPER.md §3.7),
+    assert set(np.unique(spans)) == {2, 4, 8, 16, 32} # spans of the powers of two up to max_dist (StyleSV's `random` sampling),
     assert (offsets[:, 0] < offsets[:, 1]).all() and (offsets[:, 1] < offsets[:, 2]).all() # sorted, distinct,
     assert offsets.min() >= 0 and offsets.max() <= 99 # inside the videos.
 

@@ -1,4 +1,4 @@
-"""FID over video frames, as StyleGAN-V and StyleSV report it (`fid50k_full`, PAPER.md section 4.2).
+"""FID over video frames, as StyleGAN-V and StyleSV report it (`fid50k_full` of StyleGAN-V's metric code, universome/stylegan-v).
 
 Real images: every frame of every training video (an ImageFolderDataset over the same path: it walks the
 video sub-folders), no x-flip. Generated images: 50,000 frames = 3,125 videos x 16 consecutive frames at

@@ -1,7 +1,7 @@
 """Frechet Video Distance (Unterthiner et al. 2018) under the protocol of StyleGAN-V (Skorokhodov et al. 2022).
 
 StyleSV reports FVD with StyleGAN-V's metric code, so these numbers compare with its tables only if every
-protocol detail matches (PAPER.md section 4.1):
+protocol detail matches (StyleGAN-V's metric code, universome/stylegan-v, arXiv 2112.14683):
 - names `fvd{videos}_{frames}f[_subsample{k}f]`: `videos` real and generated clips covering `frames`
   frames of time, of which every k-th is kept (frames/k frames per clip); fvd16 = fvd2048_16f,
   fvd128 = fvd2048_128f;

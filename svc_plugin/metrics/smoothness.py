@@ -2,7 +2,7 @@
 
 The motion code of frame t blends random key codes placed every d = G.motion_z_distance frames. Linear
 blending (StyleGAN-V) has a kink at every key frame, so the motion changes direction abruptly every d
-frames; the quadratic B-spline of StyleSV is C1 there (PAPER.md section 3.3). Both metrics below are
+frames; the quadratic B-spline of StyleSV is C1 there (Zhang et al., arXiv 2212.07413, B-spline based motion representation). Both metrics below are
 computed on generated videos from t = 0, and are near their no-jitter level for C1 motion:
 
 - `jerk_kf`, key-frame jerk of the motion embedding v(t) (motion_v of G.synthesis.motion_encoder; t is
