@@ -42,15 +42,11 @@ def parse_metrics(_ctx, _param, value):
 def load_generator(network_pkl, metrics, motion):
     """G_ema of the snapshot (with the other motion blending if asked) and the snapshot's training-set kwargs."""
     snapshot = checkpoint.load_network(network_pkl)
-    G = snapshot.get('G_ema')
-    if not isinstance(G, torch.nn.Module):
-        raise checkpoint.NetworkLoadError(f'{network_pkl} holds no generator (no G_ema)')
     video_only = [name for name in metrics if video_metrics.needs_video_generator(name)]
-    if not fvd.is_video_generator(G) and (video_only or motion is not None):
-        raise checkpoint.NetworkLoadError(f'{network_pkl} holds an image-only generator; {", ".join(video_only) or "--motion"} needs a video generator')
+    G = checkpoint.generator_of(snapshot, network_pkl, video=bool(video_only) or motion is not None, needed_by=', '.join(video_only) or '--motion')
     if motion is not None:
         G = smoothness.with_motion_kind(G, motion)
-    return G.eval().requires_grad_(False), snapshot.get('training_set_kwargs')
+    return G, snapshot.get('training_set_kwargs')
 
 def dataset_kwargs_for(data, training_set_kwargs, G):
     """Real data: --data as a video dataset, else the snapshot's training set; frames at G's resolution, no flips."""

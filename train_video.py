@@ -16,7 +16,8 @@ import training_loop_ext
 from metrics import metric_main
 from svc_plugin import checkpoint
 from svc_plugin import fileio
-from svc_plugin import demo
+from svc_plugin import video_io
+from svc_plugin import dataset_tool
 from svc_plugin.metrics import fvd
 from svc_plugin.metrics import i3d
 from svc_plugin.metrics import video_metrics
@@ -37,7 +38,7 @@ def resolve_data(data):
     path = dnnlib.make_cache_dir_path('stylesv', 'demo.zip')
     if not os.path.isfile(path):
         print(f'Writing the demo dataset to {path}...')
-        demo.write_demo_dataset(path)
+        dataset_tool.write_demo_dataset(path)
     return path
 
 def dataset_kwargs(opts, frames):
@@ -158,7 +159,7 @@ def plan_stages(opts, resolution):
     if G.img_resolution != resolution:
         raise click.ClickException(f'--resume: the snapshot makes {G.img_resolution}x{G.img_resolution} frames but --data has {resolution}x{resolution}; '
             f'resume from a {resolution}x{resolution} snapshot, or make the data with python -m svc_plugin.dataset_tool --resolution={G.img_resolution}')
-    is_video = fvd.is_video_generator(G)
+    is_video = checkpoint.is_video_generator(G)
     if is_video and opts.stage == 'image':
         raise click.ClickException(f'--resume: {resume} holds video networks; they cannot start the image stage')
     state = training_loop_ext.load_training_state(resume)
@@ -168,15 +169,6 @@ def plan_stages(opts, resolution):
 
 #----------------------------------------------------------------------------
 # Checks that click's per-option types cannot make.
-
-def parse_grid(_ctx, _param, value):
-    """--grid: 'COLSxROWS' -> (cols, rows)."""
-    if value is None:
-        return None
-    match = re.fullmatch(r'([1-9]\d*)[x,]([1-9]\d*)', value)
-    if match is None:
-        raise click.BadParameter(f'expected COLSxROWS such as 4x2, got {value!r}')
-    return int(match.group(1)), int(match.group(2))
 
 def check_processes(opts):
     """--gpus: the world size under torchrun, else at most the visible GPUs (the CPU cores without CUDA)."""
@@ -359,7 +351,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.option('--desc',         help='String to include in the run directory name', metavar='STR', type=str)
 @click.option('--metrics',      help="Metrics at snapshots  [default: auto = fvd16 with CUDA and the I3D detector, else none]", metavar='[NAME|A,B|none|auto]', default='auto')
 @click.option('--best-metric',  help='Keep best-<metric>.pkl for this metric  [default: the first of --metrics]', metavar='NAME')
-@click.option('--grid',         help='Preview grid  [default: 16x8 images at most, 4x2 videos]', metavar='COLSxROWS', callback=parse_grid)
+@click.option('--grid',         help='Preview grid  [default: 16x8 images at most, 4x2 videos]', metavar='COLSxROWS', type=video_io.parse_grid)
 @click.option('--tick',         help='How often to print progress', metavar='KIMG',                 type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
 @click.option('--snap',         help='How often to save snapshots and previews', metavar='TICKS',   type=click.IntRange(min=1), default=50, show_default=True)
 @click.option('--seed',         help='Seed of every random stream', metavar='INT',                  type=click.IntRange(min=0), default=0, show_default=True)

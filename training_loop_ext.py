@@ -548,14 +548,11 @@ def cropped_image_grid(training_set, max_grid, random_seed):
 def save_preview_video(path, G_ema, z, c, num_frames, grid, fps, frames_per_call=16):
     """mp4 grid of G_ema's videos at t = 0, 1, 2, ...; the motion noise of video i is seeded by i, so chunks in time
     join seamlessly."""
-    seeds = list(range(z.shape[0]))
-    with torch.no_grad(), video_io.Mp4Writer(path, fps=fps) as writer:
-        for start in range(0, num_frames, frames_per_call):
-            t = torch.arange(start, min(start + frames_per_call, num_frames), device=z.device, dtype=torch.float32)
-            t = t.repeat(z.shape[0], 1) # [videos, frames]
-            frames = G_ema(z, c, t=t, motion_seeds=seeds, noise_mode='const') # [videos * frames, C, H, W]
-            clips = video_io.to_uint8(frames).reshape(z.shape[0], t.shape[1], *frames.shape[1:]).cpu() # [videos, frames, C, H, W]
-            writer.write(video_io.tile_clips(clips, grid))
+    t = torch.arange(num_frames, dtype=torch.float32) # [frames]
+    chunks = video_io.render_video_chunks(G_ema, z, c, t, list(range(z.shape[0])), frames_per_call, noise_mode='const')
+    with video_io.Mp4Writer(path, fps=fps) as writer:
+        for clips in chunks: # [videos, frames, C, H, W]
+            writer.write(video_io.tile_clips(video_io.to_uint8(clips).cpu(), grid))
 
 def save_reals_video(path, training_set, num_frames, grid, fps):
     """mp4 grid of the first frames of the first videos of the dataset (looped when shorter), to compare with previews."""
@@ -574,7 +571,7 @@ class Previews:
         self.video = (frames > 1)
         self.num_frames = num_frames
         self.batch_gpu = batch_gpu
-        self.fps = training_set.fps or 25
+        self.fps = training_set.fps or video_io.DEFAULT_FPS
         if self.video:
             self.grid = grid
             labels = np.stack([training_set.get_label(i) for i in np.random.RandomState(random_seed).randint(len(training_set), size=grid[0] * grid[1])])

@@ -28,7 +28,7 @@ import svc_plugin # pylint: disable=wrong-import-position,unused-import # Puts t
 import dnnlib # pylint: disable=wrong-import-position
 import train_video # pylint: disable=wrong-import-position
 import training_loop_ext # pylint: disable=wrong-import-position
-from svc_plugin import demo # pylint: disable=wrong-import-position
+from svc_plugin import dataset_tool # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
 
@@ -81,7 +81,7 @@ def main(resolution, cfg, cbase, cmax, batch, steps, threads):
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, 'demo.zip')
-        demo.write_demo_dataset(data, num_videos=16, num_frames=64, resolution=resolution)
+        dataset_tool.write_demo_dataset(data, num_videos=16, num_frames=64, resolution=resolution)
         common = [f'--data={data}', f'--cfg={cfg}', f'--cbase={cbase}', f'--cmax={cmax}', f'--batch={batch}', f'--batch-gpu={batch}', '--gpus=1', '--metrics=none', '--workers=0']
         rows = [(name, time_stage(stage_kwargs(common + args), steps, device)) for name, args in [
             ('image stage, no augmentation', ['--stage=image', '--aug=noaug']),

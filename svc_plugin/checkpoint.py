@@ -184,15 +184,20 @@ def resolve_network(network, runs_dir=RUNS_DIR):
             '(python train_video.py ...) or give --network=PATH')
     return path
 
-def generator_of(snapshot, path_or_url, video=True):
-    """G_ema of a loaded snapshot; with `video`, insist that it is a video generator (has a motion encoder)."""
+def is_video_generator(G):
+    """A video generator is one whose synthesis network has a motion encoder (svc_plugin.networks.VideoGenerator)."""
+    return hasattr(getattr(G, 'synthesis', None), 'motion_encoder')
+
+def generator_of(snapshot, path_or_url, video=True, needed_by='video generation'):
+    """G_ema of a loaded snapshot, in eval mode without grads; with `video`, insist that it is a video generator
+    (`needed_by` names what needs one, for the message)."""
     G = snapshot.get('G_ema')
     if not isinstance(G, torch.nn.Module):
         raise NetworkLoadError(f'{path_or_url} holds no generator (no G_ema)')
-    if video and not hasattr(G.synthesis, 'motion_encoder'):
-        raise NetworkLoadError(f'{path_or_url} holds an image-only generator, not a video generator; fine-tune it into one '
-            f'first: python train_video.py --stage=video --resume={path_or_url} --data=...')
-    return G
+    if video and not is_video_generator(G):
+        raise NetworkLoadError(f'{path_or_url} holds an image-only generator, not a video generator ({needed_by} needs one); fine-tune it '
+            f'into one first: python train_video.py --stage=video --resume={path_or_url} --data=...')
+    return G.eval().requires_grad_(False)
 
 def load_generator(path_or_url, device='cpu', video=True):
     """G_ema of a network file; see generator_of()."""

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 import train_video
 import training_loop_ext
-from svc_plugin import demo
+from svc_plugin import dataset_tool
 from svc_plugin.discriminator import VideoDiscriminator
 from svc_plugin.networks import VideoGenerator
 from tests import video_metric_fixtures
@@ -53,7 +53,7 @@ def final_state(run_dir):
 def data_zip(tmp_path_factory):
     """Four 16-frame demo videos at 32x32."""
     path = str(tmp_path_factory.mktemp('data') / 'demo.zip')
-    demo.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
+    dataset_tool.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
     return path
 
 @pytest.fixture(scope='module')
@@ -214,11 +214,11 @@ def test_resuming_both_stages_goes_on_with_the_stage_the_snapshot_left(tmp_path,
 def test_data_demo_is_written_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path))
     calls = []
-    write_demo_dataset = demo.write_demo_dataset
+    write_demo_dataset = dataset_tool.write_demo_dataset
     def write_small_demo(dest):
         calls.append(dest)
         write_demo_dataset(dest, num_videos=2, num_frames=8, resolution=16)
-    monkeypatch.setattr(demo, 'write_demo_dataset', write_small_demo)
+    monkeypatch.setattr(dataset_tool, 'write_demo_dataset', write_small_demo)
     for _ in range(2):
         assert train_video.resolve_data('demo') == os.path.join(str(tmp_path), 'stylesv', 'demo.zip')
     assert len(calls) == 1

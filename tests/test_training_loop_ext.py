@@ -19,7 +19,7 @@ import torch
 
 import training_loop_ext
 from svc_plugin import fileio
-from svc_plugin import demo
+from svc_plugin import dataset_tool
 from svc_plugin.dataset import VideoFramesFolderDataset
 from training import loss as upstream_loss
 from training import networks_stylegan2
@@ -93,7 +93,7 @@ def start_worker(kind, run_dir, data_zip):
 def data_zip(tmp_path_factory):
     """Four 16-frame demo videos at 32x32."""
     path = str(tmp_path_factory.mktemp('data') / 'demo.zip')
-    demo.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
+    dataset_tool.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
     return path
 
 #----------------------------------------------------------------------------

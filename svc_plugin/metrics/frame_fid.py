@@ -19,6 +19,7 @@ import torch
 import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
+from svc_plugin import checkpoint
 from svc_plugin import fileio
 from svc_plugin.metrics import frechet
 from svc_plugin.metrics import fvd
@@ -79,7 +80,7 @@ def dataset_labels(dataset_kwargs):
 
 def frame_options(opts):
     """The options in the form the image metrics take: FrameStream for a video G, every frame of a video dataset."""
-    if fvd.is_video_generator(opts.G):
+    if checkpoint.is_video_generator(opts.G):
         opts.G = FrameStream(opts.G, labels=(dataset_labels(opts.dataset_kwargs) if opts.G.c_dim > 0 else None))
     if is_video_dataset(opts.dataset_kwargs):
         opts.dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.dataset_kwargs.path,

@@ -29,7 +29,9 @@ import torch
 import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
+from svc_plugin import checkpoint
 from svc_plugin import fileio
+from svc_plugin import video_io
 from svc_plugin.metrics import frechet
 from svc_plugin.metrics import i3d
 
@@ -80,7 +82,7 @@ for _name in ('fvd2048_16f', 'fvd16', 'fvd2048_128f', 'fvd128', 'fvd2048_128f_su
 
 def compute_fvd(opts, videos, frames, subsample):
     """(FVD, number of real videos used); the FVD is NaN on ranks other than 0."""
-    if not is_video_generator(opts.G):
+    if not checkpoint.is_video_generator(opts.G):
         raise ValueError('FVD needs a video generator; this one has no motion encoder')
     detector, detector_hash = load_i3d(opts)
     mu_real, sigma_real, num_real = real_clip_stats(opts, detector, detector_hash, videos, frames, subsample)
@@ -107,9 +109,6 @@ def describe_protocol(name):
         detector_sha256 = detector_hash,
         detector_kwargs = DETECTOR_KWARGS,
     )
-
-def is_video_generator(G):
-    return hasattr(getattr(G, 'synthesis', None), 'motion_encoder')
 
 #----------------------------------------------------------------------------
 # The detector.
@@ -290,18 +289,9 @@ def generate_video(G, z, c, t, frames_per_call=GENERATOR_FRAMES, **G_kwargs):
     videos_per_call = max(frames_per_call // chunk, 1)
     videos = []
     for v in range(0, z.shape[0], videos_per_call):
-        zv, cv, sv = z[v : v + videos_per_call], c[v : v + videos_per_call], motion_seeds[v : v + videos_per_call]
-        pieces = []
-        for f in range(0, t.numel(), chunk):
-            tv = t[f : f + chunk].to(z.device).unsqueeze(0).repeat([zv.shape[0], 1]) # [videos, chunk]
-            img = G(z=zv, c=cv, t=tv, motion_seeds=sv, **G_kwargs) # [videos * chunk, C, H, W], video-major
-            pieces.append(img.reshape([zv.shape[0], tv.shape[1], *img.shape[1:]]))
-        videos.append(torch.cat(pieces, dim=1))
+        part = slice(v, v + videos_per_call)
+        videos.append(torch.cat(list(video_io.render_video_chunks(G, z[part], c[part], t, motion_seeds[part], chunk, **G_kwargs)), dim=1))
     return torch.cat(videos)
-
-def quantize(frames):
-    """Generator output -> uint8, as fakes are stored and as the metrics of StyleGAN-V see them."""
-    return (frames * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 def generated_clip_stats(opts, detector, videos, frames, subsample):
     """(mean, covariance) of the features of `videos` generated clips, spread over the ranks."""
@@ -315,7 +305,7 @@ def generated_clip_stats(opts, detector, videos, frames, subsample):
         num = min(batch, -(-(videos - stats.num_items) // opts.num_gpus)) # Same on every rank: all_gather needs equal sizes.
         z = torch.randn([num, G.z_dim]).to(opts.device)
         with torch.no_grad():
-            clips = quantize(generate_video(G, z, next(c_iter)[:num], t, **opts.G_kwargs))
+            clips = video_io.to_uint8(generate_video(G, z, next(c_iter)[:num], t, **opts.G_kwargs))
             features = detector(to_detector_input(clips), **DETECTOR_KWARGS)
         stats.append_torch(features, num_gpus=opts.num_gpus, rank=opts.rank)
         progress.update(stats.num_items)

@@ -29,6 +29,7 @@ import torch
 from metrics import metric_main
 from metrics import metric_utils
 from torch_utils import misc
+from svc_plugin import checkpoint
 from svc_plugin.metrics import fvd
 
 #----------------------------------------------------------------------------
@@ -105,7 +106,7 @@ def compute_key_frame_jitter(opts, num_videos=JITTER_VIDEOS, periods=JITTER_PERI
 #----------------------------------------------------------------------------
 
 def require_video_generator(G):
-    if not fvd.is_video_generator(G):
+    if not checkpoint.is_video_generator(G):
         raise ValueError('smoothness metrics need a video generator; this one has no motion encoder')
 
 @metric_main.register_metric
@@ -144,6 +145,6 @@ def with_motion_kind(G, kind):
 
 def motion_kind(G):
     """The motion blending ('bspline' or 'linear') of a video generator; None for an image generator."""
-    return G.synthesis.motion_encoder.kind if fvd.is_video_generator(G) else None
+    return G.synthesis.motion_encoder.kind if checkpoint.is_video_generator(G) else None
 
 #----------------------------------------------------------------------------
