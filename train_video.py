@@ -6,6 +6,7 @@ Command-line options -> one dict of training_loop_ext.training_loop kwargs per s
 import json
 import os
 import re
+import typing
 
 import click
 import torch
@@ -129,19 +130,28 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
 def scaled_gamma(stage, resolution):
     return PAPER_GAMMA[stage] * (resolution / PAPER_RESOLUTION) ** 2
 
+class Stage(typing.NamedTuple):
+    """One stage to train, as planned from the options and what --resume holds."""
+    name: str               # 'image' or 'video'.
+    kimg: float             # Length, thousands of frames.
+    gamma: float            # R1 weight.
+    aug: str                # 'noaug', 'ada' or 'fixed'.
+    resume: str = None      # Snapshot to start from, None = fresh (or the previous stage's last snapshot).
+    resume_kimg: float = 0  # Where the stage starts on the kimg axis when no training state is restored.
+
 def plan_stages(opts, resolution):
-    """[(stage, kimg, gamma, aug, resume, resume_kimg)] to train, after what --resume holds (checked here: a
-    loadable network file, frames of its size, a kind of networks that can start the stage)."""
+    """The Stages to train, after what --resume holds (checked here: a loadable network file, frames of its size,
+    a kind of networks that can start the stage)."""
     def pick(value, default):
         return default if value is None else value
-    video = ('video', opts.kimg, pick(opts.gamma, scaled_gamma('video', resolution)), pick(opts.aug, 'noaug'))
+    video = Stage('video', opts.kimg, pick(opts.gamma, scaled_gamma('video', resolution)), pick(opts.aug, 'noaug'))
     if opts.stage == 'both':
-        image = ('image', opts.image_kimg, pick(opts.image_gamma, scaled_gamma('image', resolution)), 'ada')
+        image = Stage('image', opts.image_kimg, pick(opts.image_gamma, scaled_gamma('image', resolution)), 'ada')
     else:
-        image = ('image', opts.kimg, pick(opts.gamma, scaled_gamma('image', resolution)), pick(opts.aug, 'ada'))
+        image = Stage('image', opts.kimg, pick(opts.gamma, scaled_gamma('image', resolution)), pick(opts.aug, 'ada'))
     stages = dict(image=[image], video=[video], both=[image, video])[opts.stage]
     if opts.resume is None:
-        return [(*stage, None, 0) for stage in stages]
+        return stages
 
     resume = opts.resume
     if resume == 'latest':
@@ -164,8 +174,8 @@ def plan_stages(opts, resolution):
         raise click.ClickException(f'--resume: {resume} holds video networks; they cannot start the image stage')
     state = training_loop_ext.load_training_state(resume)
     if is_video or (opts.stage == 'both' and state is not None and state['cur_nimg'] >= state['stage_start_nimg'] + opts.image_kimg * 1000):
-        return [(*video, resume, 0 if state is None else state['cur_nimg'] / 1000)] # Image stage done: on to the video stage.
-    return [(*stages[0], resume, 0)] + [(*stage, None, 0) for stage in stages[1:]]
+        return [video._replace(resume=resume, resume_kimg=0 if state is None else state['cur_nimg'] / 1000)] # Image stage done: on to the video stage.
+    return [stages[0]._replace(resume=resume)] + stages[1:]
 
 #----------------------------------------------------------------------------
 # Checks that click's per-option types cannot make.
@@ -271,10 +281,11 @@ def configure(opts):
     check_batch(opts, resolution, 1 if opts.stage == 'image' else opts.frames)
 
     stages = {}
-    for index, (stage, kimg, gamma, aug, resume, resume_kimg) in enumerate(plan_stages(opts, resolution)):
-        stages[stage] = stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_trained=(resume is not None or index > 0))
-        if resume_kimg:
-            stages[stage].resume_kimg = resume_kimg
+    for index, stage in enumerate(plan_stages(opts, resolution)):
+        stages[stage.name] = stage_config(opts, stage.name, resolution, stage.kimg, stage.gamma, stage.aug, stage.resume,
+            starts_trained=(stage.resume is not None or index > 0))
+        if stage.resume_kimg:
+            stages[stage.name].resume_kimg = stage.resume_kimg
     desc = f'{opts.cfg}-{dataset_name}-{opts.stage}-gpus{opts.gpus}-batch{opts.batch}-gamma{list(stages.values())[-1].loss_kwargs.r1_gamma:g}'
     if opts.desc is not None:
         desc += f'-{opts.desc}'

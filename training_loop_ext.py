@@ -9,6 +9,7 @@ and restored on resume, preview videos, video metrics with a kept best snapshot,
 """
 
 import copy
+import dataclasses
 import datetime
 import hashlib
 import itertools
@@ -54,6 +55,27 @@ RUNNING_AVERAGES = r'.*\.[^.]+_(avg|ema)' # Buffers (w_avg, magnitude_ema) that 
 
 class TrainingStopped(Exception):
     """The run stopped itself (NaN/Inf, unusable resume state); the message is meant for the user."""
+
+@dataclasses.dataclass
+class Progress:
+    """Where a stage stands; saved in the training state and restored on resume."""
+    stage_start_nimg: int   # Frames seen when the stage started (its kimg axis continues the previous stage's).
+    cur_nimg: int           # Frames seen so far.
+    cur_tick: int = 0       # Ticks done.
+    batch_idx: int = 0      # Steps done.
+    best: dict = None       # Best metric so far: dict(metric, value, path).
+
+@dataclasses.dataclass
+class Trainer:
+    """What the steps change, and a snapshot and its training state record: networks, loss, optimizers, ADA, RNG."""
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_ema: torch.nn.Module
+    augment_pipe: torch.nn.Module   # None without augmentation.
+    loss: object                    # StyleGAN2Loss or VideoLoss.
+    optimizers: dict                # {'G': ..., 'D': ...}
+    ada: object                     # AdaptiveAugment, None for a fixed p.
+    rnd: np.random.RandomState      # The loop's own random stream.
 
 #----------------------------------------------------------------------------
 # Files. Everything goes to <name>.tmp<pid> first and is renamed, so a SIGKILL never leaves a partial file.
@@ -140,11 +162,8 @@ def leave_process_group():
         torch.distributed.destroy_process_group()
 
 def exit_finished_worker():
-    """End a worker process of a multi-process run that has finished, written everything and left its group, without
-    the interpreter's teardown. Measured with torch 2.13 on gloo: once the optimizer's first construction has loaded
-    torch.distributed._shard (through torch._dynamo) after the group was joined, destroy_process_group() no longer
-    frees the group, whose native threads then abort the process in about one exit in three ('terminate called without
-    an active exception', SIGABRT) while the interpreter shuts down, and torchrun reports a finished run as failed."""
+    """End a finished worker of a multi-process run (everything written, group left) with os._exit: its process
+    group's native threads can abort the interpreter's teardown, and a finished run would then be reported failed."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -651,7 +670,8 @@ def training_state(progress, trainer, num_gpus, snapshot_bytes):
 def restore_training_state(state, progress, trainer, num_gpus, rank, run_dir):
     """Put a saved state back: counters (into `progress`; the next tick follows the saved one), optimizer moments,
     loss state, augment p and ADA's pending signs, this rank's random streams, the best metric so far."""
-    progress.update(stage_start_nimg=state['stage_start_nimg'], cur_nimg=state['cur_nimg'], cur_tick=state['cur_tick'] + 1, batch_idx=state['batch_idx'])
+    progress.stage_start_nimg, progress.cur_nimg = state['stage_start_nimg'], state['cur_nimg']
+    progress.cur_tick, progress.batch_idx = state['cur_tick'] + 1, state['batch_idx']
     for name, opt in trainer.optimizers.items():
         opt.load_state_dict(state['optimizers'][name])
     for name, value in state['loss_state'].items():
@@ -823,7 +843,7 @@ def training_loop(
         if state is not None and state['generator'] != G_kwargs['class_name'].rsplit('.', 1)[-1]:
             state = None # Image snapshot -> video stage: weights only, the kimg count continues from resume_kimg.
     start_nimg = int(round(resume_kimg * 1000))
-    progress = dnnlib.EasyDict(stage_start_nimg=start_nimg, cur_nimg=start_nimg, cur_tick=0, batch_idx=0, best=dict(metric=best_metric, value=None, path=None))
+    progress = Progress(stage_start_nimg=start_nimg, cur_nimg=start_nimg, best=dict(metric=best_metric, value=None, path=None))
 
     # Data, first: opening the loader draws DataLoader's base seed from torch's RNG, which is then as in the run resumed.
     if rank == 0:
@@ -845,7 +865,7 @@ def training_loop(
     loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
     phases, optimizers = make_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval)
     ada = AdaptiveAugment(augment_pipe, ada_target, ada_interval, ada_kimg) if (augment_pipe is not None and ada_target is not None) else None
-    trainer = dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, loss=loss, optimizers=optimizers, ada=ada, rnd=rnd)
+    trainer = Trainer(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, loss=loss, optimizers=optimizers, ada=ada, rnd=rnd)
 
     # Counters, optimizer states, RNG and loss state: from the training state, or a fresh start at resume_kimg.
     if state is not None:
@@ -908,7 +928,7 @@ def training_loop(
             if rank == 0:
                 print(f'No snapshot at kimg {cur_nimg / 1000:.3f}: it would replace {os.path.basename(resume_pkl)}, where this stage started.')
         if snapshot_due:
-            progress.update(cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx)
+            progress.cur_nimg, progress.cur_tick, progress.batch_idx = cur_nimg, cur_tick, batch_idx
             last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, training_set.fps, metrics, export_safe, num_gpus, rank, device)
 
         cur_tick += 1

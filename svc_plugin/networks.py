@@ -155,13 +155,14 @@ class VideoSynthesisNetwork(networks_stylegan3.SynthesisNetwork):
         if fuse_w not in ['concat', 'add']:
             raise ValueError(f"fuse_w must be 'concat' or 'add', got {fuse_w!r}")
         self.c_dim = c_dim
-        self.fuse_w = fuse_w
+        self.style_fusion = fuse_w # How v enters the styles; the argument keeps its recorded name `fuse_w`.
         self.low_rank = low_rank
         self.motion_encoder = MotionEncoder(c_dim=c_dim, **motion_kwargs)
         v_dim = self.motion_encoder.v_dim
         self.motion_mask = torch.nn.Parameter(torch.zeros([v_dim]))
 
         # v -> per-channel offset of the Fourier features, and v -> every layer's w (identity on w at start).
+        # The style fusion layer is `fuse`: its parameters are named synthesis.fuse.* in snapshots.
         self.input_motion = networks_stylegan3.FullyConnectedLayer(v_dim, self.input.channels)
         if fuse_w == 'concat':
             self.fuse = networks_stylegan3.FullyConnectedLayer(w_dim + v_dim, w_dim)
@@ -199,14 +200,14 @@ class VideoSynthesisNetwork(networks_stylegan3.SynthesisNetwork):
         return x.to(torch.float32)
 
     def fuse_motion(self, ws, v):
-        """The layers' ws with v fused in: ws [N, L, w_dim], v [N, v_dim] -> [N, L, w_dim]."""
-        if self.fuse_w == 'add':
+        """The layers' ws with v fused in by the style fusion layer: ws [N, L, w_dim], v [N, v_dim] -> [N, L, w_dim]."""
+        if self.style_fusion == 'add':
             return ws + self.fuse(v).unsqueeze(1)
         wv = torch.cat([ws, v.unsqueeze(1).expand(-1, ws.shape[1], -1)], dim=2) # [N, L, w_dim + v_dim]
         return self.fuse(wv.flatten(0, 1)).reshape(ws.shape)
 
     def extra_repr(self):
-        return super().extra_repr() + f',\nc_dim={self.c_dim:d}, fuse_w={self.fuse_w}, low_rank={self.low_rank:d}'
+        return super().extra_repr() + f',\nc_dim={self.c_dim:d}, fuse_w={self.style_fusion}, low_rank={self.low_rank:d}'
 
 #----------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ def compute_fvd(opts, videos, frames, subsample):
     """(FVD, number of real videos used); the FVD is NaN on ranks other than 0."""
     if not checkpoint.is_video_generator(opts.G):
         raise ValueError('FVD needs a video generator; this one has no motion encoder')
-    detector, detector_hash = load_i3d(opts)
+    detector, detector_hash = detector_of_run(opts)
     mu_real, sigma_real, num_real = real_clip_stats(opts, detector, detector_hash, videos, frames, subsample)
     mu_gen, sigma_gen = generated_clip_stats(opts, detector, videos, frames, subsample)
     if opts.rank != 0:
@@ -115,7 +115,7 @@ def describe_protocol(name):
 
 _detector_hashes = dict() # location => sha256
 
-def load_i3d(opts):
+def detector_of_run(opts):
     """(detector, its sha256): the TorchScript file named by $STYLESV_I3D, else the project's I3D port.
 
     Rank 0 goes first so that only it downloads; i3d.load_detector() keeps one per location and device.
