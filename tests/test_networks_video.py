@@ -92,11 +92,18 @@ def test_conversion_rejects_a_stylegan2_generator():
         networks.VideoGenerator.from_image_generator(G2, motion_kwargs=MOTION)
 
 def test_motion_mask_and_fusion_learn_from_the_first_step(G_image, z):
-    # Mask at zero and every weight reading v random: both sides of the gate get a gradient at once.
+    # Mask at zero and every weight reading v random: the mask gets a gradient at the first step, and once it has
+    # moved, each weight reading v (the fusion's v columns, the input's motion layer) gets one of its own.
     G = networks.VideoGenerator.from_image_generator(G_image, motion_kwargs=MOTION).requires_grad_(True)
+    reads_v = lambda: [G.synthesis.fuse.weight.grad[:, G.synthesis.w_dim:], G.synthesis.input_motion.weight.grad]
     G(z[:1], None, t=torch.tensor([[0.0, 5.0]])).square().sum().backward()
     assert G.synthesis.motion_mask.grad.abs().max() > 0
-    assert G.synthesis.fuse.weight.grad.abs().max() > 0 or G.synthesis.input_motion.weight.grad.abs().max() > 0
+    assert [grad.abs().max().item() for grad in reads_v()] == [0, 0] # v is gated off: the image generator's frames.
+    with torch.no_grad():
+        G.synthesis.motion_mask -= 0.01 * G.synthesis.motion_mask.grad # One SGD step.
+    G.zero_grad()
+    G(z[:1], None, t=torch.tensor([[0.0, 5.0]])).square().sum().backward()
+    assert all(grad.abs().max() > 0 for grad in reads_v())
 
 #----------------------------------------------------------------------------
 

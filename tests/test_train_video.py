@@ -121,30 +121,52 @@ def test_video_stage_starts_from_an_nvidia_stylegan3_pickle_and_keeps_the_best_s
     best = training_loop_ext.load_training_state(snapshot_pkl)['best']
     assert best['metric'] == 'fvd4_8f' and best['value'] == result['results']['fvd4_8f']
 
-def test_sigkill_after_the_first_snapshot_then_resume_latest_continues_exactly(tmp_path, image_run, data_zip):
-    args = [sys.executable, 'train_video.py', f'--data={data_zip}', *IMAGE_STAGE, f'--outdir={tmp_path}']
-    proc = subprocess.Popen(args, cwd=ROOT_DIR, env=RUN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_after_first_snapshot(args, outdir):
+    """Start train_video.py, SIGKILL it once its first snapshot is there; returns the killed run's saved cur_nimg."""
+    proc = subprocess.Popen([sys.executable, 'train_video.py', *args, f'--outdir={outdir}'], cwd=ROOT_DIR, env=RUN_ENV,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while not glob.glob(str(tmp_path / '0*' / 'network-snapshot-000000.pkl')):
+        while not glob.glob(str(outdir / '0*' / 'network-snapshot-000000.pkl')):
             assert proc.poll() is None, 'the run ended before its first snapshot'
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    killed_run = run_dirs(tmp_path)[0]
-    saved_nimg = training_loop_ext.load_training_state(os.path.join(killed_run, 'network-snapshot-000000.pkl'))['cur_nimg']
+    return training_loop_ext.load_training_state(os.path.join(run_dirs(outdir)[0], 'network-snapshot-000000.pkl'))['cur_nimg']
 
-    train(f'--data={data_zip}', *IMAGE_STAGE, '--resume=latest', outdir=tmp_path)
-    resumed_run = run_dirs(tmp_path)[1]
+def assert_continued_exactly(resumed_run, uninterrupted_run, saved_nimg, end_nimg):
+    """The resumed run restored the killed run's state and ends where the uninterrupted run ends: the same counters,
+    Adam moments and augment p, and the same G, D and G_ema weights, tensor for tensor."""
     log = open(os.path.join(resumed_run, 'log.txt')).read()
-    assert f'network-snapshot-000000.pkl' in log and f'Restored the training state: kimg {saved_nimg / 1000:.3f}' in log
-    resumed, uninterrupted = final_state(resumed_run), final_state(image_run)
-    assert resumed['cur_nimg'] == uninterrupted['cur_nimg'] == 20 and resumed['batch_idx'] == uninterrupted['batch_idx']
-    for net in ['G', 'D']: # Adam's moments and step counts, tensor for tensor.
+    assert 'network-snapshot-000000.pkl' in log and f'Restored the training state: kimg {saved_nimg / 1000:.3f}' in log
+    resumed, uninterrupted = final_state(resumed_run), final_state(uninterrupted_run)
+    assert resumed['cur_nimg'] == uninterrupted['cur_nimg'] == end_nimg and resumed['batch_idx'] == uninterrupted['batch_idx']
+    for net in ['G', 'D']:
         a, b = resumed['optimizers'][net]['state'], uninterrupted['optimizers'][net]['state']
         assert a.keys() == b.keys()
         assert all(torch.equal(a[i][key], b[i][key]) for i in a for key in ['step', 'exp_avg', 'exp_avg_sq'])
     assert resumed['augment_p'] == uninterrupted['augment_p']
+    with open(os.path.join(resumed_run, 'network-snapshot-000000.pkl'), 'rb') as f, open(os.path.join(uninterrupted_run, 'network-snapshot-000000.pkl'), 'rb') as g:
+        a, b = pickle.load(f), pickle.load(g)
+    for net in ['G', 'D', 'G_ema']:
+        x, y = a[net].state_dict(), b[net].state_dict()
+        assert x.keys() == y.keys() and [name for name in x if not torch.equal(x[name], y[name])] == [], net
+
+def test_sigkill_after_the_first_snapshot_then_resume_latest_continues_exactly(tmp_path, image_run, data_zip):
+    saved_nimg = kill_after_first_snapshot([f'--data={data_zip}', *IMAGE_STAGE], tmp_path)
+    train(f'--data={data_zip}', *IMAGE_STAGE, '--resume=latest', outdir=tmp_path)
+    assert_continued_exactly(run_dirs(tmp_path)[1], image_run, saved_nimg, end_nimg=20)
+
+VIDEO_STAGE = ['--cfg=stylegan3-t', '--stage=video', '--kimg=0.036', '--tick=0.012', *SMALL] # Steps of 4 clips x 3 frames, a tick each.
+
+def test_video_stage_sigkill_then_resume_latest_continues_exactly(tmp_path, image_run, data_zip):
+    """The video stage's own state: the clip sampler's position, the generator's clip times, the motion codes."""
+    start = f'--resume={image_run}/network-snapshot-000000.pkl'
+    train(f'--data={data_zip}', *VIDEO_STAGE, start, outdir=tmp_path / 'uninterrupted')
+    saved_nimg = kill_after_first_snapshot([f'--data={data_zip}', *VIDEO_STAGE, start], tmp_path / 'killed')
+    assert saved_nimg < 36
+    train(f'--data={data_zip}', *VIDEO_STAGE, '--resume=latest', outdir=tmp_path / 'killed')
+    assert_continued_exactly(run_dirs(tmp_path / 'killed')[1], run_dirs(tmp_path / 'uninterrupted')[0], saved_nimg, end_nimg=36)
 
 def test_torchrun_two_gloo_processes_keep_the_weights_identical_and_write_one_snapshot(tmp_path, data_zip):
     result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'train_video.py',

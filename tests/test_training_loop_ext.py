@@ -142,6 +142,33 @@ def test_a_state_pairs_only_with_the_snapshot_bytes_it_was_written_for(tmp_path)
     assert os.path.basename(training_loop_ext.state_path_of(good)) == 'training-state-000001.pt'
     assert sorted(os.listdir(tmp_path)) == ['network-snapshot-000001.pkl', 'network-snapshot-000002.pkl', 'training-state-000001.pt', 'training-state-000002.pt']
 
+KILLED_BETWEEN_RENAMES = '''
+import os, pickle, signal, sys
+import training_loop_ext
+from tests.test_training_loop_ext import write_pair
+replace = os.replace
+def replace_then_die(src, dst):
+    replace(src, dst)
+    if os.path.basename(dst) == 'training-state-000002.pt' and os.environ.get('DIE'):
+        os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace_then_die
+write_pair(sys.argv[1], 2, 'snapshot 2, first tick')
+os.environ['DIE'] = '1'
+write_pair(sys.argv[1], 2, 'snapshot 2, second tick')
+'''
+
+def test_a_kill_between_the_renames_of_a_snapshot_and_its_state_leaves_a_resumable_run(tmp_path):
+    """The second snapshot of kimg 2 replaces the first; SIGKILL right after its state is renamed, before its pickle is."""
+    run_dir = tmp_path / '00000-run'
+    killed = subprocess.run([sys.executable, '-c', KILLED_BETWEEN_RENAMES, str(run_dir)], cwd=ROOT_DIR, env=WORKER_ENV, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert any('.tmp' in name for name in os.listdir(run_dir)) # The new pickle, complete under its temporary name.
+    latest = training_loop_ext.find_latest_snapshot(str(tmp_path))
+    assert latest == str(run_dir / 'network-snapshot-000002.pkl') and training_loop_ext.load_training_state(latest) is not None
+    with open(latest, 'rb') as f:
+        assert pickle.load(f) == 'snapshot 2, second tick'
+    assert sorted(os.listdir(run_dir)) == ['network-snapshot-000002.pkl', 'training-state-000002.pt']
+
 def test_latest_is_the_newest_complete_snapshot_of_the_newest_run_that_has_one(tmp_path):
     assert training_loop_ext.find_latest_snapshot(str(tmp_path / 'absent')) is None
     write_pair(tmp_path / '00000-old', 9, 'old run')
