@@ -5,7 +5,6 @@ Command-line options -> one dict of training_loop_ext.training_loop kwargs per s
 
 import json
 import os
-import re
 import typing
 
 import click
@@ -16,7 +15,9 @@ import dnnlib
 import training_loop_ext
 from metrics import metric_main
 from svc_plugin import checkpoint
+from svc_plugin import distributed
 from svc_plugin import fileio
+from svc_plugin import runs
 from svc_plugin import video_io
 from svc_plugin import dataset_tool
 from svc_plugin.metrics import fvd
@@ -155,7 +156,7 @@ def plan_stages(opts, resolution):
 
     resume = opts.resume
     if resume == 'latest':
-        resume = training_loop_ext.find_latest_snapshot(opts.outdir)
+        resume = runs.find_latest_snapshot(opts.outdir)
         if resume is None:
             raise click.ClickException(f'--resume=latest: no snapshot with its training state under {opts.outdir}')
         print(f'--resume=latest: {resume}')
@@ -172,7 +173,7 @@ def plan_stages(opts, resolution):
     is_video = checkpoint.is_video_generator(G)
     if is_video and opts.stage == 'image':
         raise click.ClickException(f'--resume: {resume} holds video networks; they cannot start the image stage')
-    state = training_loop_ext.load_training_state(resume)
+    state = runs.load_training_state(resume)
     if is_video or (opts.stage == 'both' and state is not None and state['cur_nimg'] >= state['stage_start_nimg'] + opts.image_kimg * 1000):
         return [video._replace(resume=resume, resume_kimg=0 if state is None else state['cur_nimg'] / 1000)] # Image stage done: on to the video stage.
     return [stages[0]._replace(resume=resume)] + stages[1:]
@@ -182,7 +183,7 @@ def plan_stages(opts, resolution):
 
 def check_processes(opts):
     """--gpus: the world size under torchrun, else at most the visible GPUs (the CPU cores without CUDA)."""
-    world = training_loop_ext.torchrun_world()
+    world = distributed.torchrun_world()
     if world is not None:
         opts.gpus = opts.gpus or world.world_size
         if opts.gpus != world.world_size:
@@ -294,17 +295,11 @@ def configure(opts):
 #----------------------------------------------------------------------------
 # Run directory.
 
-def new_run_dir(outdir, desc):
-    """<outdir>/<NNNNN>-<desc>, NNNNN one above the highest run number there."""
-    names = os.listdir(outdir) if os.path.isdir(outdir) else []
-    numbers = [int(m.group(1)) for name in names if (m := re.match(r'^(\d+)-', name))]
-    return os.path.join(outdir, f'{max(numbers, default=-1) + 1:05d}-{desc}')
-
 def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
     """The open_run_dir callback of training_loop_ext.launch: print the options ({stage: training_loop kwargs}) and,
     unless dry_run, create the run directory with them in training_options.json."""
     def open_run_dir():
-        run_dir = new_run_dir(outdir, desc)
+        run_dir = runs.new_run_dir(outdir, desc)
         options = json.dumps(stages, indent=2)
         device = f'{torch.cuda.device_count()} CUDA device(s) visible' if torch.cuda.is_available() else 'CPU (no CUDA device)'
         print(f'Training options:\n{options}\n\nOutput directory: {run_dir}\nDevice: {device}, {num_gpus} process(es)\n')
@@ -321,7 +316,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.command()
 
 # Data, model, stages.
-@click.option('--outdir',       help='Where to make the run directories', metavar='DIR',           default='runs', show_default=True)
+@click.option('--outdir',       help='Where to make the run directories', metavar='DIR',           default=runs.RUNS_DIR, show_default=True)
 @click.option('--cfg',          help='Network configuration',                                       type=click.Choice(['stylegan3-t', 'stylegan3-r', 'stylegan2']), required=True)
 @click.option('--data',         help="Video dataset (zip or folder), or 'demo'", metavar='[ZIP|DIR|demo]', required=True)
 @click.option('--stage',        help='Image pre-training, video fine-tuning, or both in one run',  type=click.Choice(['image', 'video', 'both']), default='both', show_default=True)

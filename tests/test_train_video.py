@@ -22,6 +22,7 @@ from click.testing import CliRunner
 import train_video
 import training_loop_ext
 from svc_plugin import dataset_tool
+from svc_plugin import runs
 from svc_plugin.discriminator import VideoDiscriminator
 from svc_plugin.networks import VideoGenerator
 from tests import video_metric_fixtures
@@ -102,7 +103,7 @@ def test_video_stage_resumes_from_the_image_snapshot_and_writes_preview_videos(t
     for name in ['reals.mp4', 'fakes_init.mp4', 'fakes000000.mp4']:
         video = iio.imread(os.path.join(run_dir, name))
         assert video.shape == (32, 32, 64, 3) # 32 frames of a 2x1 grid of 32x32 videos.
-    assert training_loop_ext.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['cur_nimg'] == 12
+    assert runs.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['cur_nimg'] == 12
     assert json.loads(open(os.path.join(run_dir, 'stats.jsonl')).readline())['Progress/kimg']['mean'] == pytest.approx(0.012)
 
 def test_video_stage_starts_from_an_nvidia_stylegan3_pickle_and_keeps_the_best_snapshot(tmp_path, data_zip, nvidia_pickle):
@@ -118,7 +119,7 @@ def test_video_stage_starts_from_an_nvidia_stylegan3_pickle_and_keeps_the_best_s
     [result] = [json.loads(line) for line in open(os.path.join(run_dir, 'metric-fvd4_8f.jsonl'))]
     assert result['snapshot_pkl'] == 'network-snapshot-000000.pkl'
     assert open(os.path.join(run_dir, 'best-fvd4_8f.pkl'), 'rb').read() == open(snapshot_pkl, 'rb').read() # --best-metric: the first.
-    best = training_loop_ext.load_training_state(snapshot_pkl)['best']
+    best = runs.load_training_state(snapshot_pkl)['best']
     assert best['metric'] == 'fvd4_8f' and best['value'] == result['results']['fvd4_8f']
 
 def kill_after_first_snapshot(args, outdir):
@@ -132,7 +133,7 @@ def kill_after_first_snapshot(args, outdir):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    return training_loop_ext.load_training_state(os.path.join(run_dirs(outdir)[0], 'network-snapshot-000000.pkl'))['cur_nimg']
+    return runs.load_training_state(os.path.join(run_dirs(outdir)[0], 'network-snapshot-000000.pkl'))['cur_nimg']
 
 def assert_continued_exactly(resumed_run, uninterrupted_run, saved_nimg, end_nimg):
     """The resumed run restored the killed run's state and ends where the uninterrupted run ends: the same counters,
@@ -178,7 +179,7 @@ def test_torchrun_two_gloo_processes_keep_the_weights_identical_and_write_one_sn
     assert sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-')) == ['network-snapshot-000000.pkl'] # ... one snapshot,
     log = open(os.path.join(run_dir, 'log.txt')).read()
     assert 'Weights checked: all 2 processes hold the same G, D, G_ema and augment pipe.' in log # ... compared across ranks.
-    assert len(training_loop_ext.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['rng']) == 2
+    assert len(runs.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['rng']) == 2
 
 #----------------------------------------------------------------------------
 # Options: defaults as typed, the demo data, and bad input.
