@@ -79,16 +79,13 @@ def launch(worker, num_gpus, prepare):
     world = torchrun_world()
     if world is not None:
         join_process_group(world.rank, num_gpus, world.local_rank, world.local_world_size, init_method='env://')
-        try:
+        def prepare_then_work():
             prepared = [prepare() if world.rank == 0 else None]
             if num_gpus > 1:
                 torch.distributed.broadcast_object_list(prepared, src=0)
             if prepared[0] is not None:
                 worker(world.rank, num_gpus, prepared[0])
-            wait_for_all_ranks()
-        finally:
-            leave_process_group()
-        exit_finished_worker()
+        finish_worker_process(prepare_then_work)
     prepared = prepare()
     if prepared is None:
         return
@@ -103,8 +100,12 @@ def launch(worker, num_gpus, prepare):
 def spawned_process(rank, worker, num_gpus, prepared, init_method):
     """Body of each process that launch() starts itself."""
     join_process_group(rank, num_gpus, local_rank=rank, local_world_size=num_gpus, init_method=init_method)
+    finish_worker_process(lambda: worker(rank, num_gpus, prepared))
+
+def finish_worker_process(work):
+    """In a worker process that has joined its group: work(), then wait for every rank, leave the group and exit."""
     try:
-        worker(rank, num_gpus, prepared)
+        work()
         wait_for_all_ranks()
     finally:
         leave_process_group()
