@@ -3,12 +3,15 @@ FVD detector, on which GPU and software. Prints one table; --out also writes it 
 
 Each part runs in a process of its own under a time budget, so a part that fails or hangs costs only its own rows:
   env         GPU, driver, CUDA, PyTorch, Triton
+  ops         the GPU formulation of the ops against the plain path, same device and weights: G's images, D's logits,
+              R1's input gradient and its second order (relative rms differences)
   train       the default train_video.py (--stage=both, ADA + R1 in the image stage) on demo data at 64x64, two ticks
               per stage: pass/fail and seconds from launch to the first step
   first_step  seconds from launch to the first training step of train_video.py at 256x256 (cuDNN autotuning on)
   g_d         G inference, G fwd+bwd, D fwd+bwd, R1 and the training iteration they add up to, 256x256 StyleGAN3-T at
               the paper's width, batch 16, fp16 on the 4 highest resolutions, cudnn.benchmark on, TF32 off; CUDA-
-              synchronised medians after a warm-up, beside NVIDIA's release (its compiled CUDA kernels) on one H200
+              synchronised medians after a warm-up, beside NVIDIA's release (its compiled CUDA kernels) on one H200;
+              G again with upfirdn2d's tiled band products off, and with --profile G fwd+bwd's top CUDA kernels
   gen_video   frames/s of gen_video's chunked generator at 256x256 with the same generator, with H.264 writing when
               imageio-ffmpeg is installed
   i3d         FVD detector clips/s, 16-frame clips at 256x256 resized to 224x224
@@ -38,7 +41,7 @@ NVIDIA_H200_MS = dict(g_inference=38.0, g_fwd_bwd=135.0, d_fwd_bwd=16.1, r1=116.
 NVIDIA_H200_MS['iteration'] = NVIDIA_H200_MS['g_fwd_bwd'] + NVIDIA_H200_MS['g_inference'] + 2 * NVIDIA_H200_MS['d_fwd_bwd'] + NVIDIA_H200_MS['r1'] / 16
 
 # Seconds each part may take on a GPU (about 6 minutes in all); --small, meant for CPUs, allows SMALL_SLOWDOWN times as much.
-BUDGET_SEC = dict(env=20, train=100, first_step=60, g_d=90, gen_video=40, i3d=30)
+BUDGET_SEC = dict(env=20, ops=45, train=100, first_step=60, g_d=90, gen_video=40, i3d=30)
 SMALL_SLOWDOWN = 4
 
 #----------------------------------------------------------------------------
@@ -83,6 +86,7 @@ def run_part(part, args, workdir):
     rows_path = os.path.join(workdir, f'{part}.jsonl')
     cmd = [sys.executable, os.path.abspath(__file__), '--part', part, '--rows', rows_path, '--workdir', workdir]
     cmd += ['--small'] if args.small else []
+    cmd += ['--profile'] if args.profile and part == 'g_d' else []
     budget = BUDGET_SEC[part] * (SMALL_SLOWDOWN if args.small else 1)
     try:
         child = subprocess.run(cmd, capture_output=True, text=True, timeout=budget)
@@ -198,19 +202,15 @@ def median_ms(fn, device, reps):
     fn()
     return statistics.median(bench_gen_video.timed(fn, device) for _ in range(reps)) * 1e3
 
-def part_g_d(rows, small):
+def part_g_d(rows, small, profile=False):
     import torch
-    from torch_utils.ops import conv2d_gradfix
-    from training import networks_stylegan2, networks_stylegan3
+    from torch_utils.ops import conv2d_gradfix, upfirdn2d
     set_backends(torch)
     conv2d_gradfix.enabled = True
     device = device_of(torch)
-    common, G_kwargs, batch = paper_config(small)
+    common, _G_kwargs, batch = paper_config(small)
     start = time.perf_counter()
-    torch.manual_seed(0)
-    G = networks_stylegan3.Generator(**G_kwargs, **common).train().requires_grad_(False).to(device)
-    D = networks_stylegan2.Discriminator(block_kwargs=dict(freeze_layers=0), mapping_kwargs={},
-        epilogue_kwargs=dict(mbstd_group_size=4), **common).train().requires_grad_(False).to(device)
+    G, D = paper_networks(small, device)
     z = torch.randn([batch, G.z_dim], device=device)
     x = torch.rand([batch, 3, G.img_resolution, G.img_resolution], device=device) * 2 - 1
 
@@ -235,11 +235,72 @@ def part_g_d(rows, small):
         if device.type == 'cuda':
             peak = max(peak, torch.cuda.max_memory_allocated(device) / 2**30)
         report(rows, 'g_d', measure, ms[name], 'ms', None if small else NVIDIA_H200_MS[name], note=label)
+    # The same G with every FIR axis as one dense band product (upfirdn2d._tile_min_length = None).
+    tile_min_length, upfirdn2d._tile_min_length = upfirdn2d._tile_min_length, None
+    for fn, measure in [(g_inference, 'G inference, tiling off'), (g_fwd_bwd, 'G fwd+bwd, tiling off')]:
+        report(rows, 'g_d', measure, median_ms(fn, device, reps), 'ms', note=f'dense band matrices; above: tiles from {tile_min_length} samples' if device.type == 'cuda' else 'CPU: the plain path, no tiles')
+    upfirdn2d._tile_min_length = tile_min_length
+    if profile and device.type == 'cuda':
+        write_profile(os.path.join(os.path.dirname(rows), 'g_d_profile.txt'), g_fwd_bwd)
     iteration = ms['g_fwd_bwd'] + ms['g_inference'] + 2 * ms['d_fwd_bwd'] + ms['r1'] / 16
     report(rows, 'g_d', 'training iteration, estimated', iteration, 'ms', None if small else NVIDIA_H200_MS['iteration'],
         note='Gmain + Dmain (G no-grad, D fake and real) + Dreg/16')
     report(rows, 'g_d', 'peak memory allocated', peak if device.type == 'cuda' else None, 'GiB')
     report(rows, 'g_d', 'build + warm-ups + timed calls', time.perf_counter() - start, 's', note='cuDNN autotuning included')
+
+def paper_networks(small, device):
+    """G and D of the paper's config (paper_config), seeded, in training mode, without gradients."""
+    import torch
+    from training import networks_stylegan2, networks_stylegan3
+    common, G_kwargs, _batch = paper_config(small)
+    torch.manual_seed(0)
+    G = networks_stylegan3.Generator(**G_kwargs, **common).train().requires_grad_(False).to(device)
+    D = networks_stylegan2.Discriminator(block_kwargs=dict(freeze_layers=0), mapping_kwargs={},
+        epilogue_kwargs=dict(mbstd_group_size=4), **common).train().requires_grad_(False).to(device)
+    return G, D
+
+def part_ops(rows, small):
+    """The GPU formulation of the ops against the plain path on the same device and weights: G's images, D's logits,
+    R1's input gradient. Differences are float rounding of the fp16 layers (fp32 accumulation in both)."""
+    import torch
+    from torch_utils.ops import conv2d_gradfix, upfirdn2d
+    set_backends(torch)
+    conv2d_gradfix.enabled = True
+    device = device_of(torch)
+    G, D = paper_networks(small, device)
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn([4, G.z_dim], generator=gen).to(device)
+    x = (torch.rand([4, 3, G.img_resolution, G.img_resolution], generator=gen) * 2 - 1).to(device)
+
+    def outputs():
+        with torch.no_grad():
+            img = G.eval()(z, None).float()
+        G.train()
+        xi = x.detach().requires_grad_(True)
+        logits = D(xi, None)
+        (grad,) = torch.autograd.grad(logits.sum(), [xi], create_graph=True)
+        (grad2,) = torch.autograd.grad(grad.square().sum(), [xi])   # R1's second order, w.r.t. the input
+        return img, logits.detach().float(), grad.detach().float(), grad2.float()
+    matmul_path = upfirdn2d._matmul_path
+    upfirdn2d._matmul_path = lambda x, impl: True     # On a CPU too, as the tests run it.
+    fast = outputs()
+    upfirdn2d._matmul_path = lambda x, impl: False
+    plain = outputs()
+    upfirdn2d._matmul_path = matmul_path
+    rel = lambda a, b: float((a - b).square().mean().sqrt() / b.square().mean().sqrt().clamp(min=1e-30))
+    note = f'same weights on {device.type}, GPU formulation vs plain path'
+    for (name, a, b) in [('G images', fast[0], plain[0]), ('D logits', fast[1], plain[1]),
+            ('R1 input gradient', fast[2], plain[2]), ('R1 second order', fast[3], plain[3])]:
+        report(rows, 'ops', f'{name}, relative rms difference', rel(a, b), note=note)
+
+def write_profile(path, fn):
+    """The top 12 CUDA kernels of one fn() call (torch.profiler), as a text table."""
+    import torch
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    with open(path, 'w') as f:
+        f.write('G fwd+bwd, top 12 CUDA kernels\n' + prof.key_averages().table(sort_by='self_cuda_time_total', row_limit=12) + '\n')
 
 def backward_and_clear(net, objective):
     """Backward of objective() into net's parameters, then forget the gradients."""
@@ -311,7 +372,7 @@ def part_i3d(rows, small):
 
 #----------------------------------------------------------------------------
 
-PARTS = dict(env=part_env, train=part_train, first_step=part_first_step, g_d=part_g_d, gen_video=part_gen_video, i3d=part_i3d)
+PARTS = dict(env=part_env, ops=part_ops, train=part_train, first_step=part_first_step, g_d=part_g_d, gen_video=part_gen_video, i3d=part_i3d)
 
 def write_outputs(path, rows, table):
     from svc_plugin import fileio
@@ -324,13 +385,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', help='Also write the table here (markdown), and as JSON beside it (.json)')
     parser.add_argument('--small', action='store_true', help='Tiny sizes: check the script itself, on a CPU too')
+    parser.add_argument('--profile', action='store_true', help='With g_d on CUDA: also print the top 12 CUDA kernels of G fwd+bwd')
     parser.add_argument('--parts', default=','.join(PARTS), help=f'Comma-separated subset of {",".join(PARTS)}')
     parser.add_argument('--part', choices=list(PARTS), help=argparse.SUPPRESS)     # Child process: run one part.
     parser.add_argument('--rows', help=argparse.SUPPRESS)
     parser.add_argument('--workdir', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part is not None:
-        PARTS[args.part](args.rows, args.small)
+        PARTS[args.part](args.rows, args.small, **(dict(profile=args.profile) if args.part == 'g_d' else {}))
         return
     parts = [part for part in args.parts.split(',') if part]
     unknown = [part for part in parts if part not in PARTS]
@@ -343,8 +405,12 @@ def main():
             start = time.perf_counter()
             rows += run_part(part, args, workdir)
             print(f'{part}: {time.perf_counter() - start:.0f} s', file=sys.stderr, flush=True)
+        profile_path = os.path.join(workdir, 'g_d_profile.txt')
+        profile = open(profile_path).read() if os.path.isfile(profile_path) else None
     table = markdown_table(rows)
     print(table)
+    if profile:
+        print('\n' + profile)
     if args.out:
         try:
             write_outputs(args.out, rows, table)

@@ -22,7 +22,7 @@ def test_nvidias_iteration_estimate_adds_up_its_figures_like_ours():
 
 def test_a_part_that_runs_past_its_budget_is_one_failed_row_with_its_rows_so_far(tmp_path, monkeypatch):
     monkeypatch.setitem(gpu_check.BUDGET_SEC, 'g_d', 0.01)
-    args = type('Args', (), dict(small=True))()
+    args = type('Args', (), dict(small=True, profile=False))()
     rows = gpu_check.run_part('g_d', args, str(tmp_path))
     assert rows[-1]['measure'] == 'FAILED' and 'time budget' in rows[-1]['note']
 

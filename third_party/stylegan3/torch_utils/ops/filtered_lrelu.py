@@ -46,7 +46,8 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=ma
     # lrelu(g * v) = g * lrelu(v) for g > 0: the gain rides along with the upsampling filter's up**2.
     x = upfirdn2d.upfirdn2d(x, fu, up=up, padding=[px0, px1, py0, py1], flip_filter=flip_filter, gain=up ** 2 * gain, impl=impl)
     if slope != 1 or clamp is not None:
-        x = _LReLUClamp.apply(x, float(slope), None if clamp is None else float(clamp), matmul) # In place, on a fresh tensor.
+        keep_code = matmul and torch.is_grad_enabled() and x.requires_grad # No code for a backward that cannot come.
+        x = _LReLUClamp.apply(x, float(slope), None if clamp is None else float(clamp), matmul, keep_code) # In place, on a fresh tensor.
     x = upfirdn2d.upfirdn2d(x, fd, down=down, flip_filter=flip_filter, impl=impl)
     return restore(x)
 
@@ -56,15 +57,16 @@ class _LReLUClamp(torch.autograd.Function):
     """In-place leaky ReLU + clamp of a fresh tensor, keeping what its gradient needs.
 
     The gradient is 1, the slope or 0 (clamped) at each sample. On the CUDA path the backward keeps that
-    as a one-byte code (_derivative_code) rather than the output itself (half or a quarter of the
-    memory of the op's largest tensor). Elsewhere it reads the mask back from the output, and skips the
-    clamp (and its mask) when no value exceeds it, the common case, saving two passes on CPU. Either
-    backward is differentiable w.r.t. the incoming gradient (double backward). An absent incoming
-    gradient stays absent.
+    as a one-byte code (_derivative_code, made only when a backward can follow) rather than the output
+    itself (half or a quarter of the memory of the op's largest tensor), and applies it with PyTorch's
+    own activation-gradient kernels, reading the code as an output. Elsewhere it reads the mask back
+    from the output, and skips the clamp (and its mask) when no value exceeds it, the common case,
+    saving two passes on CPU. Either backward is differentiable w.r.t. the incoming gradient (double
+    backward). An absent incoming gradient stays absent.
     """
 
     @staticmethod
-    def forward(ctx, x, slope, clamp, compact):
+    def forward(ctx, x, slope, clamp, compact, keep_code):
         ctx.set_materialize_grads(False)
         ctx.mark_dirty(x)
         if slope != 1:
@@ -74,30 +76,30 @@ class _LReLUClamp(torch.autograd.Function):
         else:
             clamp = None
         ctx.slope, ctx.clamp = slope, clamp
-        ctx.code = _derivative_code(x, clamp) if compact else None
+        ctx.code = _derivative_code(x, clamp) if keep_code else None
         ctx.save_for_backward(None if compact else x)
         return x
 
     @staticmethod
     def backward(ctx, dy):
         if dy is None:
-            return None, None, None, None
-        if ctx.code is not None:
-            derivative = torch.zeros_like(dy).masked_fill_(ctx.code == 0, ctx.slope).masked_fill_(ctx.code == 1, 1)
-            return dy * derivative, None, None, None
-        y = ctx.saved_tensors[0].detach()
+            return None, None, None, None, None
+        if ctx.code is not None: # Code 2 lies outside (-0.5, 1.5): zero; code 0 is not > 0: the slope.
+            y, limits = ctx.code.to(dy.dtype), (-0.5, 1.5) # One conversion shared by both kernels.
+        else:
+            y, limits = ctx.saved_tensors[0].detach(), (-ctx.clamp, ctx.clamp) if ctx.clamp is not None else None
         if ctx.clamp is not None:
-            dy = torch.ops.aten.hardtanh_backward(dy, y, -ctx.clamp, ctx.clamp)
+            dy = torch.ops.aten.hardtanh_backward(dy, y, *limits)
         if ctx.slope != 1:
             dy = torch.ops.aten.leaky_relu_backward(dy, y, ctx.slope, True)
-        return dy, None, None, None
+        return dy, None, None, None, None
 
 #----------------------------------------------------------------------------
 
 def _derivative_code(y, clamp):
     """uint8 [N, C, H, W]: 0 where the derivative of lrelu + clamp at output y is the slope (y <= 0),
     1 where it is 1, 2 where it is 0 (|y| at the clamp: as hardtanh_backward, the limit itself counts)."""
-    code = (y > 0).to(torch.uint8)
+    code = (y > 0).view(torch.uint8) # bool and uint8 share their bytes: no conversion pass
     if clamp is not None:
         code.masked_fill_(y.abs() >= clamp, 2)
     return code
