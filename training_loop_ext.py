@@ -48,12 +48,6 @@ class TrainingStopped(Exception):
     """The run stopped itself (NaN/Inf, unusable resume state); the message is meant for the user."""
 
 #----------------------------------------------------------------------------
-# Files. Everything goes to <name>.tmp<pid> first and is renamed, so a SIGKILL never leaves a partial file.
-
-#----------------------------------------------------------------------------
-# Snapshots and their training state.
-
-#----------------------------------------------------------------------------
 # Each process of a run (svc_plugin.distributed starts one per GPU): the stages, one after the other.
 
 def run_stages(rank, num_gpus, run_dir, stages):
