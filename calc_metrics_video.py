@@ -7,10 +7,9 @@ Prints `<name> <value>` per metric and appends a JSON line with every protocol s
 metric-<name>.jsonl beside the snapshot.
 """
 
-import json
+import functools
 import os
 import sys
-import tempfile
 import time
 
 import click
@@ -23,6 +22,8 @@ import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
 from svc_plugin import checkpoint
+from svc_plugin import distributed
+from svc_plugin import fileio
 from svc_plugin.metrics import fvd
 from svc_plugin.metrics import i3d
 from svc_plugin.metrics import smoothness
@@ -42,15 +43,11 @@ def parse_metrics(_ctx, _param, value):
 def load_generator(network_pkl, metrics, motion):
     """G_ema of the snapshot (with the other motion blending if asked) and the snapshot's training-set kwargs."""
     snapshot = checkpoint.load_network(network_pkl)
-    G = snapshot.get('G_ema')
-    if not isinstance(G, torch.nn.Module):
-        raise checkpoint.NetworkLoadError(f'{network_pkl} holds no generator (no G_ema)')
     video_only = [name for name in metrics if video_metrics.needs_video_generator(name)]
-    if not fvd.is_video_generator(G) and (video_only or motion is not None):
-        raise checkpoint.NetworkLoadError(f'{network_pkl} holds an image-only generator; {", ".join(video_only) or "--motion"} needs a video generator')
+    G = checkpoint.generator_of(snapshot, network_pkl, video=bool(video_only) or motion is not None, needed_by=', '.join(video_only) or '--motion')
     if motion is not None:
         G = smoothness.with_motion_kind(G, motion)
-    return G.eval().requires_grad_(False), snapshot.get('training_set_kwargs')
+    return G, snapshot.get('training_set_kwargs')
 
 def dataset_kwargs_for(data, training_set_kwargs, G):
     """Real data: --data as a video dataset, else the snapshot's training set; frames at G's resolution, no flips."""
@@ -97,22 +94,7 @@ def report(args, metric, line):
     for key in [metric] if metric in line['results'] else line['results']: # E.g. pr50k3_full has two values.
         print(f'{key} {line["results"][key]:g}', flush=True)
     if os.path.isfile(args.network_pkl):
-        with open(os.path.join(os.path.dirname(os.path.abspath(args.network_pkl)), f'metric-{metric}.jsonl'), 'at') as f:
-            f.write(json.dumps(line) + '\n') # One write in append mode: earlier lines are never touched.
-
-def run_metrics(rank, args, init_file):
-    """Body of each process: join the process group, compute every metric, and (rank 0) report it."""
-    device = torch.device('cuda', rank) if torch.cuda.is_available() else torch.device('cpu')
-    if device.type == 'cuda':
-        torch.cuda.set_device(device) # NCCL collectives without tensors (barrier) use the current device.
-    if args.num_gpus > 1:
-        backend = 'nccl' if device.type == 'cuda' else 'gloo'
-        torch.distributed.init_process_group(backend, init_method=f'file://{init_file}', rank=rank, world_size=args.num_gpus)
-    try:
-        compute_and_report(rank, args, device)
-    finally:
-        if args.num_gpus > 1:
-            torch.distributed.destroy_process_group() # Stop the backend's threads before the process exits.
+        fileio.append_jsonl(os.path.join(os.path.dirname(os.path.abspath(args.network_pkl)), f'metric-{metric}.jsonl'), line)
 
 def compute_and_report(rank, args, device):
     """Every metric in turn on this process's device; rank 0 prints and records the results."""
@@ -128,11 +110,11 @@ def compute_and_report(rank, args, device):
 
 def launch(args):
     """One process per GPU (processes on the CPU without CUDA), as the upstream calc_metrics.py."""
-    if args.num_gpus == 1:
-        run_metrics(0, args, None)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.multiprocessing.spawn(run_metrics, args=(args, os.path.join(tmp, '.torch_distributed_init')), nprocs=args.num_gpus)
+    distributed.launch(functools.partial(run_metrics, args=args), args.num_gpus, prepare=lambda: True)
+
+def run_metrics(rank, num_gpus, _prepared, args):
+    """Body of each process: compute every metric on this process's device and (rank 0) report it."""
+    compute_and_report(rank, args, distributed.current_device())
 
 #----------------------------------------------------------------------------
 

@@ -22,8 +22,6 @@ import tqdm
 import svc_plugin  # noqa: F401  (puts the upstream layer on sys.path)
 from svc_plugin import checkpoint, video_io
 
-DEFAULT_FPS = 25
-
 #----------------------------------------------------------------------------
 
 def parse_range(s):
@@ -41,24 +39,7 @@ def parse_range(s):
         raise click.BadParameter(f'"{s}" is an empty range')
     return values
 
-def parse_grid(s):
-    """'4x2' -> (4, 2): columns, rows."""
-    if isinstance(s, tuple):
-        return s
-    match = re.fullmatch(r'\s*(\d+)\s*[x,]\s*(\d+)\s*', s)
-    if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise click.BadParameter(f'expected COLSxROWS like 4x2, got "{s}"')
-    return int(match.group(1)), int(match.group(2))
-
 #----------------------------------------------------------------------------
-
-def load_video_generator(network, device):
-    """G_ema of a network pickle or weights-only checkpoint, and the frame rate of its training data if the
-    snapshot records one (key 'fps'; extra keys are harmless to upstream loaders)."""
-    snapshot = checkpoint.load_network(network, device=device)
-    G = checkpoint.generator_of(snapshot, network)
-    fps = snapshot.get('fps')
-    return G.eval().requires_grad_(False), fps
 
 def content_z(G, seed):
     """The content code of a seed: [1, z_dim], drawn as gen_images.py draws it, so a seed means the same content in both."""
@@ -81,24 +62,17 @@ def generate_frames(G, videos, num_frames, batch=16, start=0.0, step=1.0, motion
 
     videos: list of (content seed, motion seed). Each chunk is the generator's output, float in [-1, 1]
     on its device, [V, F_chunk, C, H, W]: max(1, batch // V) consecutive frames of every video, computed
-    in one forward pass, so memory does not grow with num_frames. The motion noise is drawn per motion
-    seed and key slot, so a frame does not depend on where the chunks start. Times are float64 and `step`
-    is used as an exact fraction (a loop's, from loop_timing), so frame i lands on start + i * step
-    however long the video.
+    in one forward pass (video_io.render_video_chunks). Times are float64 and `step` is used as an exact
+    fraction (a loop's, from loop_timing), so frame i lands on start + i * step however long the video.
     """
     device = next(G.parameters()).device
     V = len(videos)
     z = torch.cat([content_z(G, seed) for seed, _ in videos]).to(device)     # [V, z_dim]
     c = torch.zeros([V, G.c_dim], device=device) if label is None else label.to(device).expand(V, -1)
-    motion_seeds = [seed for _, seed in videos]
     step = Fraction(step)   # exact: a float's fraction has a power-of-two denominator
-    frames_per_chunk = max(1, batch // V)
-    for first in range(0, num_frames, frames_per_chunk):
-        index = torch.arange(first, min(first + frames_per_chunk, num_frames), dtype=torch.float64)
-        t = (start + index * step.numerator / step.denominator).unsqueeze(0).repeat(V, 1).to(device)  # [V, F_chunk]
-        with torch.no_grad():
-            img = G(z, c, t=t, truncation_psi=truncation_psi, motion_seeds=motion_seeds, motion_period=motion_period)
-        yield img.reshape(V, t.shape[1], *img.shape[1:])  # [V*F, C, H, W] -> [V, F, C, H, W]
+    t = start + torch.arange(num_frames, dtype=torch.float64) * step.numerator / step.denominator # [num_frames]
+    yield from video_io.render_video_chunks(G, z, c, t, [seed for _, seed in videos], max(1, batch // V),
+        truncation_psi=truncation_psi, motion_period=motion_period)
 
 def stream_video(writer, chunks, grid, num_frames, desc):
     """Quantise each chunk of clips, tile it into `grid` and stream it into `writer`, with a progress bar in frames/s."""
@@ -158,7 +132,7 @@ def prepare_outdir(outdir):
 @click.option('--frames',      help='Frames per video', type=click.IntRange(min=1), default=128, show_default=True)
 @click.option('--seeds',       help='Content seeds, e.g. 0,1,4-6 (default: 0, or as many as --grid holds)', type=parse_range, metavar='LIST')
 @click.option('--motion-seed', 'motion_seeds', help='Motion seeds (default: each video\'s content seed); several give one video per pair', type=parse_range, metavar='LIST')
-@click.option('--grid',        help='One video tiling all videos, COLSxROWS', type=parse_grid, metavar='COLSxROWS')
+@click.option('--grid',        help='One video tiling all videos, COLSxROWS', type=video_io.parse_grid, metavar='COLSxROWS')
 @click.option('--decompose',   help='One video: rows share content (--seeds), columns share motion (--motion-seed)', is_flag=True)
 @click.option('--loop',        help='A seamless loop: the last frame flows into the first', is_flag=True)
 @click.option('--trunc',       'truncation_psi', help='Truncation psi', type=float, default=1, show_default=True)
@@ -166,7 +140,7 @@ def prepare_outdir(outdir):
 @click.option('--start-frame', help='Time of the first frame, in frames', type=click.FloatRange(min=0), default=0, show_default=True)
 @click.option('--speed',       help='Time step between frames, in frames of the training data', type=click.FloatRange(min=0, min_open=True), default=1, show_default=True)
 @click.option('--batch',       help='Frames per forward pass', type=click.IntRange(min=1), default=16, show_default=True)
-@click.option('--fps',         help=f'Frame rate (default: the training data\'s if recorded, else {DEFAULT_FPS})', type=click.FloatRange(min=0, min_open=True))
+@click.option('--fps',         help=f'Frame rate (default: the training data\'s if recorded, else {video_io.DEFAULT_FPS})', type=click.FloatRange(min=0, min_open=True))
 @click.option('--crf',         help='H.264 quality: 0 lossless .. 51 worst', type=click.IntRange(0, 51), default=18, show_default=True)
 @click.option('--format',      'video_format', help='mp4, or png (a folder of frames per video)', type=click.Choice(['mp4', 'png']), default='mp4', show_default=True)
 @click.option('--outdir',      help='Where to write the videos', metavar='DIR', default='out', show_default=True)
@@ -181,11 +155,12 @@ def main(network, frames, seeds, motion_seeds, grid, decompose, loop, truncation
     try:
         network = checkpoint.resolve_network(network)
         print(f'Loading networks from "{network}"...', file=sys.stderr)
-        G, data_fps = load_video_generator(network, device)
+        snapshot = checkpoint.load_network(network, device=device)
+        G = checkpoint.generator_of(snapshot, network, needed_by='gen_video.py')
     except checkpoint.NetworkLoadError as err:
         raise click.ClickException(str(err))
     label = make_label(G, class_idx)
-    fps = fps or data_fps or DEFAULT_FPS
+    fps = fps or snapshot.get('fps') or video_io.DEFAULT_FPS # The training data's rate, when the snapshot records it.
     step, period = speed, None
     if loop:
         step, period = loop_timing(frames, speed, G.motion_z_distance)

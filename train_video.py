@@ -5,7 +5,7 @@ Command-line options -> one dict of training_loop_ext.training_loop kwargs per s
 
 import json
 import os
-import re
+import typing
 
 import click
 import torch
@@ -15,8 +15,11 @@ import dnnlib
 import training_loop_ext
 from metrics import metric_main
 from svc_plugin import checkpoint
+from svc_plugin import distributed
 from svc_plugin import fileio
-from svc_plugin import demo
+from svc_plugin import runs
+from svc_plugin import video_io
+from svc_plugin import dataset_tool
 from svc_plugin.metrics import fvd
 from svc_plugin.metrics import i3d
 from svc_plugin.metrics import video_metrics
@@ -37,7 +40,7 @@ def resolve_data(data):
     path = dnnlib.make_cache_dir_path('stylesv', 'demo.zip')
     if not os.path.isfile(path):
         print(f'Writing the demo dataset to {path}...')
-        demo.write_demo_dataset(path)
+        dataset_tool.write_demo_dataset(path)
     return path
 
 def dataset_kwargs(opts, frames):
@@ -85,7 +88,7 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=opts.dlr)
     c.loss_kwargs = dnnlib.EasyDict(class_name='svc_plugin.loss.VideoLoss' if video else 'training.loss.StyleGAN2Loss', r1_gamma=gamma)
     c.ema_kimg = c.batch_size * frames * 10 / 32 # StyleGAN's half-life of batch * 10/32 kimg (312.5 steps), counted in frames.
-    c.ada_kimg = 100 # The paper's ADA speed (PAPER.md §3.6), in both stages.
+    c.ada_kimg = 100 # The ADA speed of the reference code (genforce/StyleSV's train.py), in both stages.
 
     if video:
         c.G_kwargs.motion_kwargs = dnnlib.EasyDict(motion_z_distance=opts.motion_dist, kind=opts.motion)
@@ -128,23 +131,32 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
 def scaled_gamma(stage, resolution):
     return PAPER_GAMMA[stage] * (resolution / PAPER_RESOLUTION) ** 2
 
+class Stage(typing.NamedTuple):
+    """One stage to train, as planned from the options and what --resume holds."""
+    name: str               # 'image' or 'video'.
+    kimg: float             # Length, thousands of frames.
+    gamma: float            # R1 weight.
+    aug: str                # 'noaug', 'ada' or 'fixed'.
+    resume: str = None      # Snapshot to start from, None = fresh (or the previous stage's last snapshot).
+    resume_kimg: float = 0  # Where the stage starts on the kimg axis when no training state is restored.
+
 def plan_stages(opts, resolution):
-    """[(stage, kimg, gamma, aug, resume, resume_kimg)] to train, after what --resume holds (checked here: a
-    loadable network file, frames of its size, a kind of networks that can start the stage)."""
+    """The Stages to train, after what --resume holds (checked here: a loadable network file, frames of its size,
+    a kind of networks that can start the stage)."""
     def pick(value, default):
         return default if value is None else value
-    video = ('video', opts.kimg, pick(opts.gamma, scaled_gamma('video', resolution)), pick(opts.aug, 'noaug'))
+    video = Stage('video', opts.kimg, pick(opts.gamma, scaled_gamma('video', resolution)), pick(opts.aug, 'noaug'))
     if opts.stage == 'both':
-        image = ('image', opts.image_kimg, pick(opts.image_gamma, scaled_gamma('image', resolution)), 'ada')
+        image = Stage('image', opts.image_kimg, pick(opts.image_gamma, scaled_gamma('image', resolution)), 'ada')
     else:
-        image = ('image', opts.kimg, pick(opts.gamma, scaled_gamma('image', resolution)), pick(opts.aug, 'ada'))
+        image = Stage('image', opts.kimg, pick(opts.gamma, scaled_gamma('image', resolution)), pick(opts.aug, 'ada'))
     stages = dict(image=[image], video=[video], both=[image, video])[opts.stage]
     if opts.resume is None:
-        return [(*stage, None, 0) for stage in stages]
+        return stages
 
     resume = opts.resume
     if resume == 'latest':
-        resume = training_loop_ext.find_latest_snapshot(opts.outdir)
+        resume = runs.find_latest_snapshot(opts.outdir)
         if resume is None:
             raise click.ClickException(f'--resume=latest: no snapshot with its training state under {opts.outdir}')
         print(f'--resume=latest: {resume}')
@@ -158,29 +170,20 @@ def plan_stages(opts, resolution):
     if G.img_resolution != resolution:
         raise click.ClickException(f'--resume: the snapshot makes {G.img_resolution}x{G.img_resolution} frames but --data has {resolution}x{resolution}; '
             f'resume from a {resolution}x{resolution} snapshot, or make the data with python -m svc_plugin.dataset_tool --resolution={G.img_resolution}')
-    is_video = fvd.is_video_generator(G)
+    is_video = checkpoint.is_video_generator(G)
     if is_video and opts.stage == 'image':
         raise click.ClickException(f'--resume: {resume} holds video networks; they cannot start the image stage')
-    state = training_loop_ext.load_training_state(resume)
+    state = runs.load_training_state(resume)
     if is_video or (opts.stage == 'both' and state is not None and state['cur_nimg'] >= state['stage_start_nimg'] + opts.image_kimg * 1000):
-        return [(*video, resume, 0 if state is None else state['cur_nimg'] / 1000)] # Image stage done: on to the video stage.
-    return [(*stages[0], resume, 0)] + [(*stage, None, 0) for stage in stages[1:]]
+        return [video._replace(resume=resume, resume_kimg=0 if state is None else state['cur_nimg'] / 1000)] # Image stage done: on to the video stage.
+    return [stages[0]._replace(resume=resume)] + stages[1:]
 
 #----------------------------------------------------------------------------
 # Checks that click's per-option types cannot make.
 
-def parse_grid(_ctx, _param, value):
-    """--grid: 'COLSxROWS' -> (cols, rows)."""
-    if value is None:
-        return None
-    match = re.fullmatch(r'([1-9]\d*)[x,]([1-9]\d*)', value)
-    if match is None:
-        raise click.BadParameter(f'expected COLSxROWS such as 4x2, got {value!r}')
-    return int(match.group(1)), int(match.group(2))
-
 def check_processes(opts):
     """--gpus: the world size under torchrun, else at most the visible GPUs (the CPU cores without CUDA)."""
-    world = training_loop_ext.torchrun_world()
+    world = distributed.torchrun_world()
     if world is not None:
         opts.gpus = opts.gpus or world.world_size
         if opts.gpus != world.world_size:
@@ -279,10 +282,11 @@ def configure(opts):
     check_batch(opts, resolution, 1 if opts.stage == 'image' else opts.frames)
 
     stages = {}
-    for index, (stage, kimg, gamma, aug, resume, resume_kimg) in enumerate(plan_stages(opts, resolution)):
-        stages[stage] = stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_trained=(resume is not None or index > 0))
-        if resume_kimg:
-            stages[stage].resume_kimg = resume_kimg
+    for index, stage in enumerate(plan_stages(opts, resolution)):
+        stages[stage.name] = stage_config(opts, stage.name, resolution, stage.kimg, stage.gamma, stage.aug, stage.resume,
+            starts_trained=(stage.resume is not None or index > 0))
+        if stage.resume_kimg:
+            stages[stage.name].resume_kimg = stage.resume_kimg
     desc = f'{opts.cfg}-{dataset_name}-{opts.stage}-gpus{opts.gpus}-batch{opts.batch}-gamma{list(stages.values())[-1].loss_kwargs.r1_gamma:g}'
     if opts.desc is not None:
         desc += f'-{opts.desc}'
@@ -291,17 +295,11 @@ def configure(opts):
 #----------------------------------------------------------------------------
 # Run directory.
 
-def new_run_dir(outdir, desc):
-    """<outdir>/<NNNNN>-<desc>, NNNNN one above the highest run number there."""
-    names = os.listdir(outdir) if os.path.isdir(outdir) else []
-    numbers = [int(m.group(1)) for name in names if (m := re.match(r'^(\d+)-', name))]
-    return os.path.join(outdir, f'{max(numbers, default=-1) + 1:05d}-{desc}')
-
 def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
     """The open_run_dir callback of training_loop_ext.launch: print the options ({stage: training_loop kwargs}) and,
     unless dry_run, create the run directory with them in training_options.json."""
     def open_run_dir():
-        run_dir = new_run_dir(outdir, desc)
+        run_dir = runs.new_run_dir(outdir, desc)
         options = json.dumps(stages, indent=2)
         device = f'{torch.cuda.device_count()} CUDA device(s) visible' if torch.cuda.is_available() else 'CPU (no CUDA device)'
         print(f'Training options:\n{options}\n\nOutput directory: {run_dir}\nDevice: {device}, {num_gpus} process(es)\n')
@@ -318,7 +316,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.command()
 
 # Data, model, stages.
-@click.option('--outdir',       help='Where to make the run directories', metavar='DIR',           default='runs', show_default=True)
+@click.option('--outdir',       help='Where to make the run directories', metavar='DIR',           default=runs.RUNS_DIR, show_default=True)
 @click.option('--cfg',          help='Network configuration',                                       type=click.Choice(['stylegan3-t', 'stylegan3-r', 'stylegan2']), required=True)
 @click.option('--data',         help="Video dataset (zip or folder), or 'demo'", metavar='[ZIP|DIR|demo]', required=True)
 @click.option('--stage',        help='Image pre-training, video fine-tuning, or both in one run',  type=click.Choice(['image', 'video', 'both']), default='both', show_default=True)
@@ -359,7 +357,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.option('--desc',         help='String to include in the run directory name', metavar='STR', type=str)
 @click.option('--metrics',      help="Metrics at snapshots  [default: auto = fvd16 with CUDA and the I3D detector, else none]", metavar='[NAME|A,B|none|auto]', default='auto')
 @click.option('--best-metric',  help='Keep best-<metric>.pkl for this metric  [default: the first of --metrics]', metavar='NAME')
-@click.option('--grid',         help='Preview grid  [default: 16x8 images at most, 4x2 videos]', metavar='COLSxROWS', callback=parse_grid)
+@click.option('--grid',         help='Preview grid  [default: 16x8 images at most, 4x2 videos]', metavar='COLSxROWS', type=video_io.parse_grid)
 @click.option('--tick',         help='How often to print progress', metavar='KIMG',                 type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
 @click.option('--snap',         help='How often to save snapshots and previews', metavar='TICKS',   type=click.IntRange(min=1), default=50, show_default=True)
 @click.option('--seed',         help='Seed of every random stream', metavar='INT',                  type=click.IntRange(min=0), default=0, show_default=True)

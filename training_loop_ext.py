@@ -1,4 +1,4 @@
-"""Training loop of StyleSV (Towards Smooth Video Composition, ICLR 2023, PAPER.md §3.6-3.7) on the public StyleGAN3 API.
+"""Training loop of StyleSV (Zhang et al., Towards Smooth Video Composition, ICLR 2023, arXiv 2212.07413) on the public StyleGAN3 API.
 
 One loop runs both stages of the paper: image pre-training (clips of 1 frame, the upstream StyleGAN3 generator,
 StyleGAN2 discriminator and loss, ADA) and video fine-tuning (clips of `frames` frames at random times,
@@ -9,18 +9,10 @@ and restored on resume, preview videos, video metrics with a kept best snapshot,
 """
 
 import copy
-import datetime
-import glob
-import hashlib
-import itertools
-import json
+import functools
 import os
 import pickle
-import random
-import re
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 
@@ -34,21 +26,20 @@ from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
 from torch_utils.ops import grid_sample_gradfix
-from training.training_loop import save_image_grid
-from training.training_loop import setup_snapshot_image_grid
 from svc_plugin import checkpoint
+from svc_plugin import dataset
+from svc_plugin import distributed
 from svc_plugin import fileio
-from svc_plugin import video_io
+from svc_plugin import previews
+from svc_plugin import runs
+from svc_plugin import training_state
 from svc_plugin.metrics import video_metrics # Registers FVD, FID over frames and smoothness with metric_main.
-from svc_plugin.dataset import sample_clip_times
 
 try:
     import resource # Unix only: peak memory of the process.
 except ImportError:
     resource = None
 
-STATE_FORMAT = 'stylesv-training-state-1'
-PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=10) # A collective that waits longer than this fails (a hung peer).
 RUNNING_AVERAGES = r'.*\.[^.]+_(avg|ema)' # Buffers (w_avg, magnitude_ema) that each rank updates from its own data.
 
 #----------------------------------------------------------------------------
@@ -57,116 +48,7 @@ class TrainingStopped(Exception):
     """The run stopped itself (NaN/Inf, unusable resume state); the message is meant for the user."""
 
 #----------------------------------------------------------------------------
-# Files. Everything goes to <name>.tmp<pid> first and is renamed, so a SIGKILL never leaves a partial file.
-
-RESUME_HINT = ' (files written before are intact; free some space, then continue with --resume=latest)'
-
-def append_jsonl(path, record):
-    """Append one JSON line in a single write; earlier lines are never rewritten."""
-    with open(path, 'a', encoding='utf-8') as f:
-        f.write(json.dumps(record) + '\n')
-
-#----------------------------------------------------------------------------
-# Snapshots and their training state.
-
-def snapshot_pkl_path(run_dir, cur_nimg):
-    return os.path.join(run_dir, f'network-snapshot-{cur_nimg // 1000:06d}.pkl')
-
-def replaces_starting_snapshot(run_dir, cur_nimg, resume_pkl):
-    """Snapshots are named by whole kimg, so in the first kimg of a stage that continues the previous stage's count in
-    the same run directory (--stage=both), a snapshot would overwrite the one the stage started from."""
-    return resume_pkl is not None and os.path.abspath(snapshot_pkl_path(run_dir, cur_nimg)) == os.path.abspath(resume_pkl)
-
-def state_path_of(snapshot_pkl):
-    """training-state-NNNNNN.pt beside network-snapshot-NNNNNN.pkl."""
-    folder, name = os.path.split(snapshot_pkl)
-    return os.path.join(folder, re.sub(r'^network-snapshot-(\d+)\.pkl$', r'training-state-\1.pt', name))
-
-def load_training_state(snapshot_pkl):
-    """The training state saved with a snapshot, or None when there is none or it belongs to other snapshot bytes
-    (a run killed between writing the state and the pickle that it describes)."""
-    state_path = state_path_of(snapshot_pkl)
-    if state_path == snapshot_pkl or not os.path.isfile(state_path) or not os.path.isfile(snapshot_pkl):
-        return None
-    try:
-        state = torch.load(state_path, map_location='cpu', weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError): # Truncated or foreign: no state.
-        return None
-    if not isinstance(state, dict) or state.get('format') != STATE_FORMAT or state['snapshot_sha256'] != fileio.file_sha256(snapshot_pkl):
-        return None
-    return state
-
-def finish_interrupted_snapshot(snapshot_pkl):
-    """write_snapshot renames the state, then the pickle: a kill between the two leaves the new state beside the old
-    pickle (or none), with the new pickle complete under its temporary name. Rename it into place as the killed run
-    would have; a temporary that the state does not describe (cut short by a kill) is left alone."""
-    if load_training_state(snapshot_pkl) is not None or not os.path.isfile(state_path_of(snapshot_pkl)):
-        return
-    try:
-        expected = torch.load(state_path_of(snapshot_pkl), map_location='cpu', weights_only=True)['snapshot_sha256']
-    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError):
-        return
-    for tmp_path in glob.glob(glob.escape(snapshot_pkl) + '.tmp*'):
-        if fileio.file_sha256(tmp_path) == expected:
-            os.replace(tmp_path, snapshot_pkl)
-            return
-
-def find_latest_snapshot(outdir):
-    """The newest network-snapshot-*.pkl that has a matching training state, searching the run directories of
-    `outdir` from the highest run number down (a run that died before its first snapshot is passed over), after
-    finishing the snapshots that a kill interrupted between their two renames."""
-    for tmp_path in glob.glob(os.path.join(glob.escape(outdir), '[0-9]*', 'network-snapshot-*.pkl.tmp*')):
-        finish_interrupted_snapshot(tmp_path[:tmp_path.rindex('.tmp')])
-    return checkpoint.newest_snapshot(outdir, usable=lambda path: load_training_state(path) is not None)
-
-#----------------------------------------------------------------------------
-# Processes: one per GPU (CPU processes without CUDA), started by us or by torchrun.
-
-def torchrun_world():
-    """EasyDict(rank, local_rank, world_size, local_world_size) when torchrun started this process, else None."""
-    names = ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT']
-    if not all(name in os.environ for name in names):
-        return None
-    world = dnnlib.EasyDict(rank=int(os.environ['RANK']), local_rank=int(os.environ['LOCAL_RANK']), world_size=int(os.environ['WORLD_SIZE']))
-    world.local_world_size = int(os.environ.get('LOCAL_WORLD_SIZE', world.world_size))
-    return world
-
-def process_device(local_rank):
-    """cuda:<local rank> when CUDA is available, else the CPU."""
-    return torch.device('cuda', local_rank) if torch.cuda.is_available() else torch.device('cpu')
-
-def join_process_group(rank, num_gpus, local_rank, local_world_size, init_method):
-    """Enter the process group of a multi-process run (NCCL on GPUs, gloo on CPU) and share the CPU cores.
-    The group timeout makes a collective fail, rather than hang, when a peer has died."""
-    device = process_device(local_rank)
-    if device.type == 'cuda':
-        torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, torch.get_num_threads() // local_world_size)) # The processes of a machine share its cores.
-    if num_gpus > 1:
-        backend = 'nccl' if device.type == 'cuda' else 'gloo'
-        torch.distributed.init_process_group(backend, init_method=init_method, rank=rank, world_size=num_gpus, timeout=PROCESS_GROUP_TIMEOUT)
-        training_stats.init_multiprocessing(rank=rank, sync_device=device)
-
-def wait_for_all_ranks():
-    """After a successful run only (a failed rank would leave the others waiting): no rank closes its connections
-    while another still uses them for its last collective."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-
-def leave_process_group():
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-def exit_finished_worker():
-    """End a worker process of a multi-process run that has finished, written everything and left its group, without
-    the interpreter's teardown. Measured with torch 2.13 on gloo: once the optimizer's first construction has loaded
-    torch.distributed._shard (through torch._dynamo) after the group was joined, destroy_process_group() no longer
-    frees the group, whose native threads then abort the process in about one exit in three ('terminate called without
-    an active exception', SIGABRT) while the interpreter shuts down, and torchrun reports a finished run as failed."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+# Each process of a run (svc_plugin.distributed starts one per GPU): the stages, one after the other.
 
 def run_stages(rank, num_gpus, run_dir, stages):
     """Train the stages one after the other in this process; a stage after the first starts from the previous one's
@@ -189,163 +71,10 @@ def run_stages(rank, num_gpus, run_dir, stages):
             print(f'\nrank {rank}: training failed:\n{traceback.format_exc()}', file=sys.stderr)
             raise
 
-def spawned_process(rank, num_gpus, run_dir, stages, init_method):
-    """Body of each process that launch() starts itself."""
-    join_process_group(rank, num_gpus, local_rank=rank, local_world_size=num_gpus, init_method=init_method)
-    try:
-        run_stages(rank, num_gpus, run_dir, stages)
-        wait_for_all_ranks()
-    finally:
-        leave_process_group()
-    exit_finished_worker()
-
 def launch(stages, num_gpus, open_run_dir):
-    """Train `stages` (a list of training_loop kwargs) in num_gpus processes: the ones torchrun started, if it started
-    this one (env:// rendezvous, --gpus = world size), else this process (num_gpus = 1) or num_gpus spawned ones.
-    open_run_dir() runs once, on global rank 0: it creates and returns the run directory, or None for a dry run.
-    When one spawned process fails, torch.multiprocessing.spawn terminates the others and raises here. A worker
-    process (torchrun's or a spawned one) that has finished ends in here, through exit_finished_worker()."""
-    world = torchrun_world()
-    if world is not None:
-        join_process_group(world.rank, num_gpus, world.local_rank, world.local_world_size, init_method='env://')
-        try:
-            run_dir = [open_run_dir() if world.rank == 0 else None]
-            if num_gpus > 1:
-                torch.distributed.broadcast_object_list(run_dir, src=0)
-            if run_dir[0] is not None:
-                run_stages(world.rank, num_gpus, run_dir[0], stages)
-            wait_for_all_ranks()
-        finally:
-            leave_process_group()
-        exit_finished_worker()
-    run_dir = open_run_dir()
-    if run_dir is None:
-        return
-    if num_gpus == 1:
-        join_process_group(0, 1, local_rank=0, local_world_size=1, init_method=None)
-        run_stages(0, 1, run_dir, stages)
-        return
-    with tempfile.TemporaryDirectory() as rendezvous_dir:
-        init_method = 'file://' + os.path.join(os.path.abspath(rendezvous_dir), 'rendezvous').replace(os.sep, '/')
-        torch.multiprocessing.spawn(spawned_process, args=(num_gpus, run_dir, stages, init_method), nprocs=num_gpus)
-
-def is_multiprocess(num_gpus):
-    return num_gpus > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
-
-#----------------------------------------------------------------------------
-# Random state: seeded per rank, saved with every snapshot, restored on resume.
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return np.random.RandomState(seed) # The loop's own stream: labels and frame times of generated clips.
-
-def capture_rng(rnd):
-    """This process's RNG states as tensors and plain numbers (torch.load(weights_only=True) reads them back)."""
-    def numpy_state(state):
-        return dict(key=torch.from_numpy(state[1].astype(np.int64)), pos=int(state[2]), has_gauss=int(state[3]), gauss=float(state[4]))
-    version, internal, gauss = random.getstate()
-    return dict(
-        torch=torch.get_rng_state(),
-        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        numpy=numpy_state(np.random.get_state()),
-        loop=numpy_state(rnd.get_state()),
-        python=dict(version=version, internal=list(internal), gauss=gauss),
-    )
-
-def restore_rng(saved, rnd):
-    def numpy_state(state):
-        return ('MT19937', state['key'].numpy().astype(np.uint32), state['pos'], state['has_gauss'], state['gauss'])
-    torch.set_rng_state(saved['torch'])
-    if torch.cuda.is_available() and len(saved['cuda']) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(saved['cuda'])
-    np.random.set_state(numpy_state(saved['numpy']))
-    rnd.set_state(numpy_state(saved['loop']))
-    random.setstate((saved['python']['version'], tuple(saved['python']['internal']), saved['python']['gauss']))
-
-def gather_rng(rnd, num_gpus):
-    """Every rank's RNG states, in rank order (the same list on every rank)."""
-    states = [capture_rng(rnd)]
-    if is_multiprocess(num_gpus):
-        states = [None] * num_gpus
-        torch.distributed.all_gather_object(states, capture_rng(rnd))
-    return states
-
-#----------------------------------------------------------------------------
-# Data: real clips from the dataset, generator inputs drawn like them.
-
-class ResumableClipSampler(torch.utils.data.Sampler):
-    """misc.InfiniteSampler without its first `skip` items, as dataset keys (item, draw): draw = (seed, rank, position
-    in this rank's stream) seeds that clip's frame times alone, so a resumed run reads the very clips (videos and
-    times) the uninterrupted run would have read next, whatever the number of DataLoader workers.
-    Single frames of a dataset with sampling='video' (StyleGAN-V's image sampling): the draw picks a video uniformly,
-    then one of its items, so that every video weighs the same whatever its length."""
-    def __init__(self, skip, dataset, rank, num_replicas, seed):
-        super().__init__()
-        self.sampler = misc.InfiniteSampler(dataset=dataset, rank=rank, num_replicas=num_replicas, seed=seed)
-        self.skip = skip
-        self.draw_prefix = (seed, rank)
-        self.items_of_videos = None
-        if getattr(dataset, 'frames', None) == 1 and getattr(dataset, 'sampling', 'frame') == 'video':
-            videos = dataset.item_videos()
-            order = np.argsort(videos, kind='stable')
-            self.items_of_videos = np.split(order, np.flatnonzero(np.diff(videos[order])) + 1) # [num_videos][items of it]
-
-    def __iter__(self):
-        if self.items_of_videos is not None:
-            yield from self.video_balanced_keys()
-            return
-        items = itertools.islice(iter(self.sampler), self.skip, None)
-        for position, idx in enumerate(items, start=self.skip):
-            yield (idx, (*self.draw_prefix, position))
-
-    def video_balanced_keys(self):
-        for position in itertools.count(self.skip):
-            draw = (*self.draw_prefix, position)
-            rng = np.random.default_rng(draw)
-            items = self.items_of_videos[rng.integers(len(self.items_of_videos))]
-            yield (int(items[rng.integers(len(items))]), draw)
-
-def open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device):
-    """Endless iterator over this rank's real clips, clips_per_rank at a time, starting after clips_done of them."""
-    sampler = ResumableClipSampler(skip=clips_done, dataset=training_set, rank=rank, num_replicas=num_gpus, seed=random_seed)
-    kwargs = dict(data_loader_kwargs)
-    if kwargs.get('num_workers', 0) == 0:
-        kwargs.pop('prefetch_factor', None)
-    if device.type != 'cuda':
-        kwargs.pop('pin_memory', None)
-    loader = torch.utils.data.DataLoader(dataset=training_set, sampler=sampler, batch_size=clips_per_rank, **kwargs)
-    training_set.close() # Workers reopen the zip themselves.
-    return iter(loader)
-
-def real_clips(clip_stream, frames, batch_gpu, device):
-    """Next real clips as chunks of batch_gpu clips: images [clips * frames, C, H, W] in [-1, 1] (video-major),
-    labels [clips, c_dim], times [clips, frames]."""
-    clips, labels, times = next(clip_stream) # [clips, F, C, H, W], [clips, c_dim], [clips, F]
-    if clips.shape[1] != frames:
-        raise ValueError(f'the dataset gives clips of {clips.shape[1]} frames, the loop expects {frames}')
-    images = (clips.to(device).to(torch.float32) / 127.5 - 1).flatten(0, 1) # [clips * F, C, H, W]
-    return images.split(batch_gpu * frames), labels.to(device).split(batch_gpu), times.to(device).split(batch_gpu)
-
-def generator_times(rnd, video_lengths, max_dist, num_clips, frames):
-    """Frame times [num_clips, frames] for G, drawn as the dataset draws real clips (span, offset and middle
-    frames of a random video long enough for a clip, PAPER.md §3.7) and shifted by a uniform fraction of a frame,
-    so G learns every time."""
-    lengths = video_lengths[video_lengths >= frames]
-    lengths = lengths[rnd.randint(len(lengths), size=num_clips)]
-    times = np.stack([sample_clip_times(rnd, int(length), frames, max_dist) for length in lengths])
-    return times + rnd.uniform(size=[num_clips, 1])
-
-def generator_inputs(rnd, training_set, num_clips, frames, z_dim, device):
-    """z [num_clips, z_dim], c (labels of random dataset items) and, for clips of several frames, times."""
-    z = torch.randn([num_clips, z_dim], device=device)
-    c = np.stack([training_set.get_label(i) for i in rnd.randint(len(training_set), size=num_clips)])
-    c = torch.from_numpy(c).to(device)
-    if frames == 1:
-        return z, c, None
-    t = generator_times(rnd, training_set.video_lengths, training_set.max_dist, num_clips, frames)
-    return z, c, torch.from_numpy(t).to(device=device, dtype=torch.float32)
+    """Train `stages` (a list of training_loop kwargs) in num_gpus processes (svc_plugin.distributed.launch).
+    open_run_dir() runs once, on global rank 0: it creates and returns the run directory, or None for a dry run."""
+    distributed.launch(functools.partial(run_stages, stages=stages), num_gpus, prepare=open_run_dir)
 
 #----------------------------------------------------------------------------
 # Networks: fresh, or from a snapshot (straight load, or an image snapshot turned into video networks).
@@ -405,14 +134,6 @@ def build_augment_pipe(augment_kwargs, augment_p, ada_target, snapshot):
         augment_pipe.p.copy_(snapshot['augment_pipe'].p)
     return augment_pipe
 
-def broadcast_from_rank0(modules, num_gpus):
-    """Start every rank from rank 0's weights (fresh initialisations differ per rank seed)."""
-    if is_multiprocess(num_gpus):
-        for module in modules:
-            if module is not None:
-                for value in misc.params_and_buffers(module):
-                    torch.distributed.broadcast(value, src=0)
-
 def print_summaries(G, D, frames, device):
     """Layer tables of G and D, run on one zero clip per mbstd group."""
     clips = 4
@@ -444,20 +165,6 @@ def make_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval
         phases += [dnnlib.EasyDict(name=net + part, module=module, opt=optimizers[net], interval=every) for part, every in schedule]
     return phases, optimizers
 
-def average_gradients(module, num_gpus):
-    """Mean gradient over the processes (one all_reduce of all gradients, flattened), with NaN/Inf entries made
-    finite so that one bad batch cannot poison the weights (the NaN guard still sees it in the losses)."""
-    grads = [param.grad for param in module.parameters() if param.grad is not None]
-    if len(grads) == 0:
-        return
-    flat = torch.cat([grad.reshape(-1) for grad in grads])
-    if is_multiprocess(num_gpus):
-        torch.distributed.all_reduce(flat)
-        flat /= num_gpus
-    flat = torch.nan_to_num(flat, nan=0.0, posinf=1e5, neginf=-1e5)
-    for grad, part in zip(grads, flat.split([grad.numel() for grad in grads])):
-        grad.copy_(part.view_as(grad))
-
 def train_step(phases, loss, reals, fakes_per_phase, cur_nimg, batch_idx, num_gpus):
     """Every phase due at batch_idx: accumulate its gradients over the chunks, average them, step. The gain is the
     phase interval, so a lazy regulariser weighs as much as if it ran every step."""
@@ -473,7 +180,7 @@ def train_step(phases, loss, reals, fakes_per_phase, cur_nimg, batch_idx, num_gp
             times = {} if gt is None else dict(real_t=t, gen_t=gt) # Clips of several frames: VideoLoss takes their times.
             loss.accumulate_gradients(phase=phase.name, real_img=images, real_c=c, gen_z=z, gen_c=gc, gain=phase.interval, cur_nimg=cur_nimg, **times)
         phase.module.requires_grad_(False)
-        average_gradients(phase.module, num_gpus)
+        distributed.average_gradients(phase.module, num_gpus)
         phase.opt.step()
 
 def ema_beta(cur_nimg, step_nimg, ema_kimg, ema_rampup):
@@ -540,88 +247,6 @@ def find_non_finite(stats, modules):
     return None
 
 #----------------------------------------------------------------------------
-# Previews: image grids (image stage, as upstream) and mp4 grids of clips (video stage).
-
-class FirstFrames:
-    """A clip dataset seen as the image dataset setup_snapshot_image_grid expects: items (image [C, H, W], label)."""
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, idx):
-        clip, label, _times = self.dataset[idx]
-        return clip[0], label
-
-    def __getattr__(self, name):
-        return getattr(self.dataset, name)
-
-def cropped_image_grid(training_set, max_grid, random_seed):
-    """Upstream's grid of real frames ((gw, gh), images [N, C, H, W], labels), cropped to at most max_grid = (cols, rows)."""
-    (gw, gh), images, labels = setup_snapshot_image_grid(FirstFrames(training_set), random_seed=random_seed)
-    cols, rows = min(gw, max_grid[0]), min(gh, max_grid[1])
-    keep = (np.arange(rows)[:, None] * gw + np.arange(cols)).reshape(-1) # Row-major cells of the top-left corner.
-    return (cols, rows), images[keep], labels[keep]
-
-def save_preview_video(path, G_ema, z, c, num_frames, grid, fps, frames_per_call=16):
-    """mp4 grid of G_ema's videos at t = 0, 1, 2, ...; the motion noise of video i is seeded by i, so chunks in time
-    join seamlessly."""
-    seeds = list(range(z.shape[0]))
-    with torch.no_grad(), video_io.Mp4Writer(path, fps=fps) as writer:
-        for start in range(0, num_frames, frames_per_call):
-            t = torch.arange(start, min(start + frames_per_call, num_frames), device=z.device, dtype=torch.float32)
-            t = t.repeat(z.shape[0], 1) # [videos, frames]
-            frames = G_ema(z, c, t=t, motion_seeds=seeds, noise_mode='const') # [videos * frames, C, H, W]
-            clips = video_io.to_uint8(frames).reshape(z.shape[0], t.shape[1], *frames.shape[1:]).cpu() # [videos, frames, C, H, W]
-            writer.write(video_io.tile_clips(clips, grid))
-
-def save_reals_video(path, training_set, num_frames, grid, fps):
-    """mp4 grid of the first frames of the first videos of the dataset (looped when shorter), to compare with previews."""
-    lengths = training_set.video_lengths
-    clips = [training_set.load_video_frames(v % len(lengths), np.arange(num_frames) % lengths[v % len(lengths)]) for v in range(grid[0] * grid[1])]
-    video_io.write_video(path, video_io.tile_clips(np.stack(clips), grid), fps=fps) # clips: [videos, frames, C, H, W]
-
-class Previews:
-    """What G_ema makes, for a person to look at: reals.* and fakes_init.* at the start, fakes<kimg>.* at image
-    snapshots. The image stage writes png grids (upstream's grid cropped to at most `grid` = (columns, rows)), the video
-    stage mp4 grids of grid videos at t = 0, 1, 2, ... The inputs are fixed (z and motion noise of cell i seeded by i),
-    so successive previews show the same images and videos."""
-
-    def __init__(self, run_dir, training_set, z_dim, frames, grid, num_frames, batch_gpu, random_seed, device):
-        self.run_dir = run_dir
-        self.video = (frames > 1)
-        self.num_frames = num_frames
-        self.batch_gpu = batch_gpu
-        self.fps = training_set.fps or 25
-        if self.video:
-            self.grid = grid
-            labels = np.stack([training_set.get_label(i) for i in np.random.RandomState(random_seed).randint(len(training_set), size=grid[0] * grid[1])])
-        else:
-            self.grid, self.reals, labels = cropped_image_grid(training_set, grid, random_seed)
-        self.c = torch.from_numpy(labels).to(device)
-        self.z = torch.from_numpy(np.stack([np.random.RandomState(seed).randn(z_dim) for seed in range(len(labels))])).to(device, torch.float32)
-
-    def save_reals(self, training_set):
-        if self.video:
-            save_reals_video(os.path.join(self.run_dir, 'reals.mp4'), training_set, self.num_frames, self.grid, self.fps)
-        else:
-            save_png_grid(self.reals, os.path.join(self.run_dir, 'reals.png'), [0, 255], self.grid)
-
-    def save(self, G_ema, name):
-        """fakes<name>.mp4 (video stage) or fakes<name>.png (image stage)."""
-        if self.video:
-            save_preview_video(os.path.join(self.run_dir, f'fakes{name}.mp4'), G_ema, self.z, self.c, self.num_frames, self.grid, self.fps)
-            return
-        with torch.no_grad():
-            images = [G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(self.z.split(self.batch_gpu), self.c.split(self.batch_gpu))]
-        save_png_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, f'fakes{name}.png'), [-1, 1], self.grid)
-
-def save_png_grid(images, path, drange, grid):
-    """Upstream's save_image_grid, under a temporary name ending in .png (PIL picks the format by the extension)."""
-    fileio.replace_atomically(path, lambda tmp_path: save_image_grid(images, tmp_path, drange=drange, grid_size=grid), suffix='.png', hint=RESUME_HINT)
-
-#----------------------------------------------------------------------------
 # Ticks: progress line, statistics.
 
 def peak_cpu_memory_gb():
@@ -658,47 +283,6 @@ def report_tick(cur_tick, cur_nimg, end_nimg, tick_nimg, tick_sec, total_sec, ma
     return '  '.join(f'{label} {show(training_stats.report0(name, value))}' for label, name, value, show in fields)
 
 #----------------------------------------------------------------------------
-# Training state: everything besides the networks that a resumed run needs to continue as if never stopped.
-
-def training_state(progress, trainer, num_gpus, snapshot_bytes):
-    """The state saved beside a snapshot (tensors and plain values only, so torch.load(weights_only=True) reads it)."""
-    return dict(format=STATE_FORMAT, generator=type(trainer.G).__name__, snapshot_sha256=hashlib.sha256(snapshot_bytes).hexdigest(),
-        stage_start_nimg=progress.stage_start_nimg, cur_nimg=progress.cur_nimg, cur_tick=progress.cur_tick, batch_idx=progress.batch_idx,
-        optimizers={name: opt.state_dict() for name, opt in trainer.optimizers.items()},
-        loss_state={name: value.detach().cpu() for name, value in vars(trainer.loss).items() if isinstance(value, torch.Tensor)}, # pl_mean, ...
-        augment_p=float(trainer.augment_pipe.p) if trainer.augment_pipe is not None else None,
-        ada_pending=list(trainer.ada.pending) if trainer.ada is not None else None,
-        rng=gather_rng(trainer.rnd, num_gpus), best=dict(progress.best),
-        ema_rampup=progress.ema_rampup, blur_init_sigma=getattr(trainer.loss, 'blur_init_sigma', None))
-
-def restore_training_state(state, progress, trainer, num_gpus, rank, run_dir):
-    """Put a saved state back: counters (into `progress`; the next tick follows the saved one), optimizer moments,
-    loss state, augment p and ADA's pending signs, this rank's random streams, the best metric so far, and the ramp-ups
-    of the run that saved it (a resumed run would otherwise drop them, as upstream's resume does)."""
-    progress.update(stage_start_nimg=state['stage_start_nimg'], cur_nimg=state['cur_nimg'], cur_tick=state['cur_tick'] + 1, batch_idx=state['batch_idx'],
-        ema_rampup=state.get('ema_rampup', progress.ema_rampup))
-    if state.get('blur_init_sigma') is not None and hasattr(trainer.loss, 'blur_init_sigma'):
-        trainer.loss.blur_init_sigma = state['blur_init_sigma']
-    for name, opt in trainer.optimizers.items():
-        opt.load_state_dict(state['optimizers'][name])
-    for name, value in state['loss_state'].items():
-        getattr(trainer.loss, name).copy_(value)
-    if trainer.augment_pipe is not None and state['augment_p'] is not None:
-        trainer.augment_pipe.p.copy_(torch.as_tensor(state['augment_p']))
-    if trainer.ada is not None and state['ada_pending'] is not None:
-        trainer.ada.pending = list(state['ada_pending'])
-    if state['best']['metric'] == progress.best['metric']:
-        progress.best = dict(state['best'])
-        if rank == 0:
-            keep_best_copy(progress.best, run_dir)
-    if len(state['rng']) == num_gpus:
-        restore_rng(state['rng'][rank], trainer.rnd)
-    elif rank == 0:
-        print(f'The state was saved by {len(state["rng"])} processes, this run has {num_gpus}: random streams start afresh.')
-    if rank == 0:
-        print(f'Restored the training state: kimg {progress.cur_nimg / 1000:.3f}, tick {progress.cur_tick}, step {progress.batch_idx}.')
-
-#----------------------------------------------------------------------------
 # Snapshot writing and metrics.
 
 def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, fps, num_gpus):
@@ -710,28 +294,21 @@ def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, fps, num_gpus)
         data['fps'] = fps
     for name, module in dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe).items():
         if module is not None:
-            if is_multiprocess(num_gpus):
+            if distributed.is_multiprocess(num_gpus):
                 misc.check_ddp_consistency(module, ignore_regex=RUNNING_AVERAGES)
             module = copy.deepcopy(module).cpu().requires_grad_(False).eval()
         data[name] = module
-    if is_multiprocess(num_gpus) and torch.distributed.get_rank() == 0:
+    if distributed.is_multiprocess(num_gpus) and torch.distributed.get_rank() == 0:
         print(f'Weights checked: all {num_gpus} processes hold the same G, D, G_ema and augment pipe.')
     return data
 
-def write_snapshot(snapshot_pkl, snapshot_bytes, state):
-    """The state and the pickle it describes (by hash), both written in full before either is renamed, the state first:
-    a pickle under its final name always has its state, a kill while writing leaves the previous pair, and a kill between
-    the two renames leaves the new pickle under its temporary name, which find_latest_snapshot renames into place."""
-    fileio.replace_together([(state_path_of(snapshot_pkl), fileio.torch_writer(state)), (snapshot_pkl, fileio.bytes_writer(snapshot_bytes))],
-        hint=RESUME_HINT)
-
 def write_weights_only(snapshot_pkl, snapshot):
     """network-snapshot-NNNNNN.pt beside the pickle: the same networks as a weights-only checkpoint (svc_plugin.checkpoint)."""
-    path = os.path.splitext(snapshot_pkl)[0] + '.pt'
+    path = runs.weights_only_path(snapshot_pkl)
     try:
         checkpoint.save_weights(path, snapshot)
     except OSError as err:
-        raise OSError(f'{err}{RESUME_HINT}') from err
+        raise OSError(f'{err}{runs.RESUME_HINT}') from err
 
 def evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, device):
     """{result name: value} of every metric on the snapshot's G_ema; rank 0 appends them to metric-<name>.jsonl."""
@@ -748,13 +325,13 @@ def save_snapshot(run_dir, progress, trainer, training_set_kwargs, fps, metrics,
     """Write network-snapshot-<kimg>.pkl with its training state (rank 0) and, with export_safe, its weights-only twin .pt,
     evaluate the metrics on it (every rank) and keep best-<metric>.pkl. Returns EasyDict(snapshot_pkl, cur_nimg)."""
     snapshot = snapshot_dict(trainer.G, trainer.D, trainer.G_ema, trainer.augment_pipe, training_set_kwargs, fps, num_gpus)
-    snapshot_pkl = snapshot_pkl_path(run_dir, progress.cur_nimg)
+    snapshot_pkl = runs.snapshot_pkl_path(run_dir, progress.cur_nimg)
     snapshot_bytes = pickle.dumps(snapshot)
     if trainer.ada is not None:
         trainer.ada.collect() # Every rank, so that the pending signs are complete and the same everywhere.
-    state = training_state(progress, trainer, num_gpus, snapshot_bytes)
+    state = training_state.capture(progress, trainer, num_gpus, snapshot_bytes)
     if rank == 0:
-        write_snapshot(snapshot_pkl, snapshot_bytes, state)
+        runs.write_snapshot(snapshot_pkl, snapshot_bytes, state)
         if export_safe:
             write_weights_only(snapshot_pkl, snapshot)
     if len(metrics) > 0:
@@ -763,21 +340,11 @@ def save_snapshot(run_dir, progress, trainer, training_set_kwargs, fps, metrics,
         results = evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, device)
         best = progress.best
         if best['metric'] is not None and (best['value'] is None or metric_value(results, best['metric']) < best['value']):
-            progress.best = dict(best, value=metric_value(results, best['metric']), path=best_pkl_path(run_dir, best['metric']))
+            progress.best = dict(best, value=metric_value(results, best['metric']), path=runs.best_pkl_path(run_dir, best['metric']))
             if rank == 0:
-                fileio.write_bytes_atomically(progress.best['path'], snapshot_bytes, hint=RESUME_HINT)
-                fileio.replace_atomically(state_path_of(snapshot_pkl), fileio.torch_writer(dict(state, best=progress.best)), hint=RESUME_HINT)
+                fileio.write_bytes_atomically(progress.best['path'], snapshot_bytes, hint=runs.RESUME_HINT)
+                fileio.replace_atomically(runs.state_path_of(snapshot_pkl), fileio.torch_writer(dict(state, best=progress.best)), hint=runs.RESUME_HINT)
     return dnnlib.EasyDict(snapshot_pkl=snapshot_pkl, cur_nimg=progress.cur_nimg)
-
-def best_pkl_path(run_dir, metric):
-    return os.path.abspath(os.path.join(run_dir, f'best-{metric}.pkl'))
-
-def keep_best_copy(best, run_dir):
-    """A resumed run starts with a copy of the best snapshot so far (kept by the run it resumes) in its own directory."""
-    path = best_pkl_path(run_dir, best['metric'])
-    if best['path'] is not None and os.path.isfile(best['path']) and best['path'] != path:
-        fileio.replace_atomically(path, lambda tmp_path: shutil.copyfile(best['path'], tmp_path), hint=RESUME_HINT)
-        best['path'] = path
 
 def metric_value(results, metric):
     """The number that ranks snapshots for `metric`: its result of the same name, else its only result."""
@@ -829,8 +396,8 @@ def training_loop(
 ):
     """Train one stage; returns EasyDict(snapshot_pkl, cur_nimg) of its last snapshot."""
     start_time = time.time()
-    device = process_device(torch.cuda.current_device() if torch.cuda.is_available() else 0)
-    rnd = seed_everything(random_seed * num_gpus + rank)
+    device = distributed.current_device()
+    rnd = training_state.seed_everything(random_seed * num_gpus + rank)
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False # Full float32 precision.
     conv2d_gradfix.enabled = grid_sample_gradfix.enabled = True # Double backward for R1.
@@ -846,12 +413,11 @@ def training_loop(
         if rank == 0:
             print(f'Resuming from "{resume_pkl}"')
         snapshot = checkpoint.load_network(resume_pkl)
-        state = load_training_state(resume_pkl)
+        state = runs.load_training_state(resume_pkl)
         if state is not None and state['generator'] != G_kwargs['class_name'].rsplit('.', 1)[-1]:
             state = None # Image snapshot -> video stage: weights only, the kimg count continues from resume_kimg.
     start_nimg = int(round(resume_kimg * 1000))
-    progress = dnnlib.EasyDict(stage_start_nimg=start_nimg, cur_nimg=start_nimg, cur_tick=0, batch_idx=0, best=dict(metric=best_metric, value=None, path=None),
-        ema_rampup=ema_rampup)
+    progress = training_state.Progress(stage_start_nimg=start_nimg, cur_nimg=start_nimg, best=dict(metric=best_metric, value=None, path=None), ema_rampup=ema_rampup)
 
     # Data, first: opening the loader draws DataLoader's base seed from torch's RNG, which is then as in the run resumed.
     if rank == 0:
@@ -859,7 +425,7 @@ def training_loop(
     training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
     clips_per_rank = batch_size // num_gpus
     clips_done = (state['batch_idx'] if state is not None else 0) * clips_per_rank
-    clip_stream = open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device)
+    clip_stream = dataset.open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device)
     if rank == 0:
         print(f'Num clips: {len(training_set)}, frames per clip: {frames}, frame shape: {training_set.image_shape}, label shape: {training_set.label_shape}')
         print('Constructing networks...')
@@ -869,26 +435,26 @@ def training_loop(
     augment_pipe = augment_pipe.to(device) if augment_pipe is not None else None
     if rank == 0:
         print_summaries(G, D, frames, device)
-    broadcast_from_rank0([G, D, G_ema, augment_pipe], num_gpus)
+    distributed.broadcast_from_rank0([G, D, G_ema, augment_pipe], num_gpus)
     loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
     phases, optimizers = make_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval)
     ada = AdaptiveAugment(augment_pipe, ada_target, ada_interval, ada_kimg) if (augment_pipe is not None and ada_target is not None) else None
-    trainer = dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, loss=loss, optimizers=optimizers, ada=ada, rnd=rnd)
+    trainer = training_state.Trainer(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, loss=loss, optimizers=optimizers, ada=ada, rnd=rnd)
 
     # Counters, optimizer states, RNG and loss state: from the training state, or a fresh start at resume_kimg.
     if state is not None:
-        restore_training_state(state, progress, trainer, num_gpus, rank, run_dir)
+        training_state.restore(state, progress, trainer, num_gpus, rank, run_dir)
     cur_nimg, cur_tick, batch_idx = progress.cur_nimg, progress.cur_tick, progress.batch_idx
     end_nimg = progress.stage_start_nimg + int(round(total_kimg * 1000))
     fresh_start = (cur_nimg == 0)
 
     # Outputs: the real data and the starting point, then a stats line per tick.
-    previews = None
+    previewer = None
     if rank == 0:
         print('Exporting previews...')
-        previews = Previews(run_dir, training_set, G.z_dim, frames, preview_grid or ((4, 2) if frames > 1 else (16, 8)), preview_frames, batch_gpu, random_seed, device)
-        previews.save_reals(training_set)
-        previews.save(G_ema, '_init')
+        previewer = previews.Previews(run_dir, training_set, G.z_dim, frames, preview_grid or ((4, 2) if frames > 1 else (16, 8)), preview_frames, batch_gpu, random_seed, device)
+        previewer.save_reals(training_set)
+        previewer.save(G_ema, '_init')
     tick_stats = training_stats.Collector(regex='.*')
     tick_stats.update() # Forget what an earlier stage in this process reported.
     last = dnnlib.EasyDict(snapshot_pkl=resume_pkl, cur_nimg=cur_nimg)
@@ -900,8 +466,8 @@ def training_loop(
     tick.maintenance_sec = tick.began - start_time # Set-up, then each tick's snapshot, previews and metrics.
     while True:
         # One step: real clips, one draw of generator inputs per phase, every phase due, G_ema, ADA.
-        reals = real_clips(clip_stream, frames, batch_gpu, device)
-        fakes = [generator_inputs(rnd, training_set, clips_per_rank, frames, G.z_dim, device) for _ in phases]
+        reals = dataset.real_clips(clip_stream, frames, batch_gpu, device)
+        fakes = [dataset.generator_inputs(rnd, training_set, clips_per_rank, frames, G.z_dim, device) for _ in phases]
         train_step(phases, loss, reals, fakes, cur_nimg, batch_idx, num_gpus)
         update_ema(G, G_ema, ema_beta(cur_nimg, step_nimg, ema_kimg, progress.ema_rampup))
         cur_nimg += step_nimg
@@ -921,7 +487,7 @@ def training_loop(
         tick_stats.update()
         stats = tick_stats.as_dict()
         if rank == 0:
-            append_jsonl(os.path.join(run_dir, 'stats.jsonl'), dict(stats, timestamp=time.time()))
+            fileio.append_jsonl(os.path.join(run_dir, 'stats.jsonl'), dict(stats, timestamp=time.time()))
         bad = find_non_finite(stats, dict(G=G, D=D, G_ema=G_ema))
         if bad is not None:
             raise TrainingStopped(f'{bad} is NaN/Inf at tick {cur_tick} (kimg {cur_nimg / 1000:.3f}): stopped without writing a snapshot. '
@@ -929,14 +495,14 @@ def training_loop(
 
         first_tick = (cur_tick == 0 and fresh_start)
         if rank == 0 and image_snapshot_ticks is not None and (done or first_tick or (cur_tick > 0 and cur_tick % image_snapshot_ticks == 0)):
-            previews.save(G_ema, f'{cur_nimg // 1000:06d}')
+            previewer.save(G_ema, f'{cur_nimg // 1000:06d}')
         snapshot_due = done or first_tick or (network_snapshot_ticks is not None and cur_tick > 0 and cur_tick % network_snapshot_ticks == 0)
-        if snapshot_due and not done and replaces_starting_snapshot(run_dir, cur_nimg, resume_pkl):
+        if snapshot_due and not done and runs.replaces_starting_snapshot(run_dir, cur_nimg, resume_pkl):
             snapshot_due = False # The previous stage's result stays; this stage's next snapshot gets a name of its own.
             if rank == 0:
                 print(f'No snapshot at kimg {cur_nimg / 1000:.3f}: it would replace {os.path.basename(resume_pkl)}, where this stage started.')
         if snapshot_due:
-            progress.update(cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx)
+            progress.cur_nimg, progress.cur_tick, progress.batch_idx = cur_nimg, cur_tick, batch_idx
             last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, training_set.fps, metrics, export_safe, num_gpus, rank, device)
 
         cur_tick += 1

@@ -28,7 +28,8 @@ import svc_plugin # pylint: disable=wrong-import-position,unused-import # Puts t
 import dnnlib # pylint: disable=wrong-import-position
 import train_video # pylint: disable=wrong-import-position
 import training_loop_ext # pylint: disable=wrong-import-position
-from svc_plugin import demo # pylint: disable=wrong-import-position
+from svc_plugin import dataset_tool # pylint: disable=wrong-import-position
+from svc_plugin.dataset import generator_inputs, open_clip_stream, real_clips # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
 
@@ -43,7 +44,7 @@ def stage_kwargs(args):
 def time_stage(c, steps, device):
     """(CPU seconds, wall seconds) per 1000 frames of `steps` training steps after two warm-up steps."""
     training_set = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)
-    stream = training_loop_ext.open_clip_stream(training_set, c.data_loader_kwargs, 0, 1, c.batch_size, 0, 0, device)
+    stream = open_clip_stream(training_set, c.data_loader_kwargs, 0, 1, c.batch_size, 0, 0, device)
     G, D, G_ema = training_loop_ext.build_networks(training_set, c.G_kwargs, c.D_kwargs, None)
     G, D, G_ema = G.to(device), D.to(device), G_ema.to(device)
     augment_pipe = training_loop_ext.build_augment_pipe(c.augment_kwargs, c.augment_p, c.ada_target, None)
@@ -56,8 +57,8 @@ def time_stage(c, steps, device):
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
             cpu_start, wall_start = time.process_time(), time.perf_counter()
-        reals = training_loop_ext.real_clips(stream, c.frames, c.batch_gpu, device)
-        fakes = [training_loop_ext.generator_inputs(rnd, training_set, c.batch_size, c.frames, G.z_dim, device) for _ in phases]
+        reals = real_clips(stream, c.frames, c.batch_gpu, device)
+        fakes = [generator_inputs(rnd, training_set, c.batch_size, c.frames, G.z_dim, device) for _ in phases]
         training_loop_ext.train_step(phases, loss, reals, fakes, step * c.batch_size * c.frames, step, num_gpus=1)
         training_loop_ext.update_ema(G, G_ema, 0.999)
     if device.type == 'cuda':
@@ -81,7 +82,7 @@ def main(resolution, cfg, cbase, cmax, batch, steps, threads):
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, 'demo.zip')
-        demo.write_demo_dataset(data, num_videos=16, num_frames=64, resolution=resolution)
+        dataset_tool.write_demo_dataset(data, num_videos=16, num_frames=64, resolution=resolution)
         common = [f'--data={data}', f'--cfg={cfg}', f'--cbase={cbase}', f'--cmax={cmax}', f'--batch={batch}', f'--batch-gpu={batch}', '--gpus=1', '--metrics=none', '--workers=0']
         rows = [(name, time_stage(stage_kwargs(common + args), steps, device)) for name, args in [
             ('image stage, no augmentation', ['--stage=image', '--aug=noaug']),

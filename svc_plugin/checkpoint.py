@@ -7,10 +7,8 @@ constructor arguments, so `torch.load(weights_only=True)` reads it and no code t
 """
 
 import json
-import os
 import pickle
 import pickletools
-import re
 import zipfile
 
 import click
@@ -19,9 +17,9 @@ import torch
 import dnnlib
 import legacy
 from svc_plugin import fileio
+from svc_plugin import runs
 
 FORMAT = 'stylesv-weights-1'
-RUNS_DIR = 'runs' # train_video.py's default --outdir: where --network=latest looks.
 NETWORK_KEYS = ('G', 'D', 'G_ema', 'augment_pipe')
 
 # The only classes a weights-only checkpoint may name; rebuilt from this codebase, never from the file.
@@ -160,39 +158,30 @@ def load_network(path_or_url, device='cpu'):
             snapshot[key] = snapshot[key].to(device)
     return snapshot
 
-def newest_snapshot(outdir, usable=os.path.isfile):
-    """The newest network-snapshot-<kimg>.pkl that usable(path) accepts, searching the run directories <NNNNN>-* of
-    `outdir` from the highest run number down and each from its highest kimg down; None if there is none."""
-    if not os.path.isdir(outdir):
-        return None
-    runs = sorted((int(m.group(1)), name) for name in os.listdir(outdir) if (m := re.match(r'^(\d+)-', name)))
-    for _run_id, name in reversed(runs):
-        run_dir = os.path.join(outdir, name)
-        pkls = sorted(f for f in os.listdir(run_dir) if re.fullmatch(r'network-snapshot-\d+\.pkl', f)) if os.path.isdir(run_dir) else []
-        for pkl in reversed(pkls):
-            if usable(os.path.join(run_dir, pkl)):
-                return os.path.join(run_dir, pkl)
-    return None
-
-def resolve_network(network, runs_dir=RUNS_DIR):
+def resolve_network(network, runs_dir=runs.RUNS_DIR):
     """`network` itself, or for 'latest' the newest snapshot of the newest run under runs_dir."""
     if network != 'latest':
         return network
-    path = newest_snapshot(runs_dir)
+    path = runs.newest_snapshot(runs_dir)
     if path is None:
         raise NetworkLoadError(f'--network=latest: no network-snapshot-*.pkl in the runs under {runs_dir}/; train first '
             '(python train_video.py ...) or give --network=PATH')
     return path
 
-def generator_of(snapshot, path_or_url, video=True):
-    """G_ema of a loaded snapshot; with `video`, insist that it is a video generator (has a motion encoder)."""
+def is_video_generator(G):
+    """A video generator is one whose synthesis network has a motion encoder (svc_plugin.networks.VideoGenerator)."""
+    return hasattr(getattr(G, 'synthesis', None), 'motion_encoder')
+
+def generator_of(snapshot, path_or_url, video=True, needed_by='video generation'):
+    """G_ema of a loaded snapshot, in eval mode without grads; with `video`, insist that it is a video generator
+    (`needed_by` names what needs one, for the message)."""
     G = snapshot.get('G_ema')
     if not isinstance(G, torch.nn.Module):
         raise NetworkLoadError(f'{path_or_url} holds no generator (no G_ema)')
-    if video and not hasattr(G.synthesis, 'motion_encoder'):
-        raise NetworkLoadError(f'{path_or_url} holds an image-only generator, not a video generator; fine-tune it into one '
-            f'first: python train_video.py --stage=video --resume={path_or_url} --data=...')
-    return G
+    if video and not is_video_generator(G):
+        raise NetworkLoadError(f'{path_or_url} holds an image-only generator, not a video generator ({needed_by} needs one); fine-tune it '
+            f'into one first: python train_video.py --stage=video --resume={path_or_url} --data=...')
+    return G.eval().requires_grad_(False)
 
 def load_generator(path_or_url, device='cpu', video=True):
     """G_ema of a network file; see generator_of()."""

@@ -1,4 +1,4 @@
-"""Video training data: clips of frames with the paper's random spans (Towards Smooth Video Composition, §3.7).
+"""Video training data: clips of frames with the paper's random spans (Zhang et al., Towards Smooth Video Composition, ICLR 2023, arXiv 2212.07413).
 
 A video dataset is a zip or folder holding one sub-folder of frame images per video (frames sorted by
 name) and an optional dataset.json with `labels` and `fps`. VideoFramesFolderDataset is an upstream
@@ -6,6 +6,7 @@ name) and an optional dataset.json with `labels` and `fps`. VideoFramesFolderDat
 """
 
 import io
+import itertools
 import json
 import os
 import zipfile
@@ -14,12 +15,13 @@ import numpy as np
 import PIL.Image
 import torch
 
+from torch_utils import misc
 from training.dataset import Dataset
 
 #----------------------------------------------------------------------------
 
 def sample_clip_times(rnd, video_len, frames, max_dist):
-    """Sorted, distinct frame indices of one clip (the paper's `random` sampling, PAPER.md §3.7).
+    """Sorted, distinct frame indices of one clip (`sampling/random.yaml` of the reference code, genforce/StyleSV, as StyleGAN-V's).
 
     The span (last index minus first) is drawn uniformly from the powers of two in
     [frames - 1, min(video_len - 1, max_dist)]; when no power of two fits there (e.g. frames=4 in a
@@ -296,5 +298,80 @@ class VideoFramesFolderDataset(Dataset):
     @property
     def max_dist(self):
         return self._max_dist
+
+#----------------------------------------------------------------------------
+# The training loop's clip inputs: real clips in a resumable order, generator times drawn like the real ones.
+
+class ResumableClipSampler(torch.utils.data.Sampler):
+    """misc.InfiniteSampler without its first `skip` items, as dataset keys (item, draw): draw = (seed, rank, position
+    in this rank's stream) seeds that clip's frame times alone, so a resumed run reads the very clips (videos and
+    times) the uninterrupted run would have read next, whatever the number of DataLoader workers.
+    Single frames of a dataset with sampling='video' (StyleGAN-V's image sampling): the draw picks a video uniformly,
+    then one of its items, so that every video weighs the same whatever its length."""
+    def __init__(self, skip, dataset, rank, num_replicas, seed):
+        super().__init__()
+        self.sampler = misc.InfiniteSampler(dataset=dataset, rank=rank, num_replicas=num_replicas, seed=seed)
+        self.skip = skip
+        self.draw_prefix = (seed, rank)
+        self.items_of_videos = None
+        if getattr(dataset, 'frames', None) == 1 and getattr(dataset, 'sampling', 'frame') == 'video':
+            videos = dataset.item_videos()
+            order = np.argsort(videos, kind='stable')
+            self.items_of_videos = np.split(order, np.flatnonzero(np.diff(videos[order])) + 1) # [num_videos][items of it]
+
+    def __iter__(self):
+        if self.items_of_videos is not None:
+            yield from self.video_balanced_keys()
+            return
+        items = itertools.islice(iter(self.sampler), self.skip, None)
+        for position, idx in enumerate(items, start=self.skip):
+            yield (idx, (*self.draw_prefix, position))
+
+    def video_balanced_keys(self):
+        for position in itertools.count(self.skip):
+            draw = (*self.draw_prefix, position)
+            rng = np.random.default_rng(draw)
+            items = self.items_of_videos[rng.integers(len(self.items_of_videos))]
+            yield (int(items[rng.integers(len(items))]), draw)
+
+def open_clip_stream(training_set, data_loader_kwargs, rank, num_gpus, clips_per_rank, clips_done, random_seed, device):
+    """Endless iterator over this rank's real clips, clips_per_rank at a time, starting after clips_done of them."""
+    sampler = ResumableClipSampler(skip=clips_done, dataset=training_set, rank=rank, num_replicas=num_gpus, seed=random_seed)
+    kwargs = dict(data_loader_kwargs)
+    if kwargs.get('num_workers', 0) == 0:
+        kwargs.pop('prefetch_factor', None)
+    if device.type != 'cuda':
+        kwargs.pop('pin_memory', None)
+    loader = torch.utils.data.DataLoader(dataset=training_set, sampler=sampler, batch_size=clips_per_rank, **kwargs)
+    training_set.close() # Workers reopen the zip themselves.
+    return iter(loader)
+
+def real_clips(clip_stream, frames, batch_gpu, device):
+    """Next real clips as chunks of batch_gpu clips: images [clips * frames, C, H, W] in [-1, 1] (video-major),
+    labels [clips, c_dim], times [clips, frames]."""
+    clips, labels, times = next(clip_stream) # [clips, F, C, H, W], [clips, c_dim], [clips, F]
+    if clips.shape[1] != frames:
+        raise ValueError(f'the dataset gives clips of {clips.shape[1]} frames, the loop expects {frames}')
+    images = (clips.to(device).to(torch.float32) / 127.5 - 1).flatten(0, 1) # [clips * F, C, H, W]
+    return images.split(batch_gpu * frames), labels.to(device).split(batch_gpu), times.to(device).split(batch_gpu)
+
+def generator_times(rnd, video_lengths, max_dist, num_clips, frames):
+    """Frame times [num_clips, frames] for G, drawn as the dataset draws real clips (span, offset and middle
+    frames of a random video long enough for a clip) and shifted by a uniform fraction of a frame,
+    so G learns every time."""
+    lengths = video_lengths[video_lengths >= frames]
+    lengths = lengths[rnd.randint(len(lengths), size=num_clips)]
+    times = np.stack([sample_clip_times(rnd, int(length), frames, max_dist) for length in lengths])
+    return times + rnd.uniform(size=[num_clips, 1])
+
+def generator_inputs(rnd, training_set, num_clips, frames, z_dim, device):
+    """z [num_clips, z_dim], c (labels of random dataset items) and, for clips of several frames, times."""
+    z = torch.randn([num_clips, z_dim], device=device)
+    c = np.stack([training_set.get_label(i) for i in rnd.randint(len(training_set), size=num_clips)])
+    c = torch.from_numpy(c).to(device)
+    if frames == 1:
+        return z, c, None
+    t = generator_times(rnd, training_set.video_lengths, training_set.max_dist, num_clips, frames)
+    return z, c, torch.from_numpy(t).to(device=device, dtype=torch.float32)
 
 #----------------------------------------------------------------------------

@@ -28,10 +28,10 @@ import tqdm
 
 from svc_plugin import demo
 from svc_plugin import fileio
+from svc_plugin import video_io
 
 VIDEO_EXTENSIONS = ('.avi', '.mkv', '.mov', '.mp4', '.webm')
 MAX_VIDEO_FRAMES = 10**6    # Frames kept per source video: frame names have 6 digits.
-DEMO_FPS = 25               # Frame rate recorded for the demo videos unless --fps says otherwise.
 
 #----------------------------------------------------------------------------
 # Sources: one picklable task dict per source video, for the worker processes.
@@ -41,7 +41,7 @@ def list_sources(source, fps=None, seed=0, demo_videos=16, demo_frames=64):
     Each task has kind, name, label (None without labels) and fps (None = unknown or read from the file)."""
     if source == 'demo':
         scenes = demo.random_scenes(demo_videos, seed)
-        return [dict(kind='demo', name=None, label=None, fps=fps or DEMO_FPS, scene=scene, num_frames=demo_frames) for scene in scenes], []
+        return [dict(kind='demo', name=None, label=None, fps=fps or video_io.DEFAULT_FPS, scene=scene, num_frames=demo_frames) for scene in scenes], []
     if not os.path.exists(source):
         raise IOError(f'--source does not exist: {source}')
     if os.path.isfile(source) and os.path.splitext(source)[1].lower() in VIDEO_EXTENSIONS:
@@ -427,6 +427,11 @@ def video_name(index, num_sources, chunk, opts):
         return name
     max_chunks = math.ceil(min(opts['max_frames'] or MAX_VIDEO_FRAMES, MAX_VIDEO_FRAMES) / opts['chunk'])
     return f'{name}_{chunk:0{len(str(max_chunks - 1))}d}'
+
+
+def write_demo_dataset(dest, num_videos=16, num_frames=64, resolution=32, fps=video_io.DEFAULT_FPS, seed=0, workers=1):
+    """The built-in demo videos (svc_plugin.demo) as a dataset at `dest`, as --source=demo writes them; returns the summary."""
+    return convert_dataset('demo', dest, resolution, fps=fps, seed=seed, demo_videos=num_videos, demo_frames=num_frames, workers=workers)
 
 #----------------------------------------------------------------------------
 # Summary.

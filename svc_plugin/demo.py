@@ -5,9 +5,6 @@ must learn both per-frame appearance and smooth motion. Nothing is downloaded; t
 always gives the same bytes of pixels.
 """
 
-import sys
-
-import click
 import numpy as np
 
 #----------------------------------------------------------------------------
@@ -54,34 +51,3 @@ def random_scenes(num_videos, seed):
     return [random_scene(rnd) for _ in range(num_videos)]
 
 #----------------------------------------------------------------------------
-
-def write_demo_dataset(dest, num_videos=16, num_frames=64, resolution=32, fps=25, seed=0, workers=1):
-    """Write the demo videos to `dest` (a .zip or a folder) with the dataset tool; return its summary dict."""
-    from svc_plugin import dataset_tool # Deferred: the dataset tool imports this module to render the demo source.
-    return dataset_tool.convert_dataset('demo', dest, resolution, fps=fps, seed=seed, demo_videos=num_videos, demo_frames=num_frames, workers=workers)
-
-#----------------------------------------------------------------------------
-
-@click.command()
-@click.option('--dest',       help='Output .zip or folder', metavar='PATH', required=True)
-@click.option('--videos',     help='Number of videos', type=click.IntRange(min=1), default=16, show_default=True)
-@click.option('--frames',     help='Frames per video', type=click.IntRange(min=1), default=64, show_default=True)
-@click.option('--resolution', help='Frame size in pixels (a power of two)', type=click.IntRange(min=4), default=32, show_default=True)
-@click.option('--fps',        help='Frame rate recorded in dataset.json', type=click.IntRange(min=1), default=25, show_default=True)
-@click.option('--seed',       help='Random seed', type=int, default=0, show_default=True)
-@click.option('--workers',    help='Rendering processes', type=click.IntRange(min=1), default=1, show_default=True)
-def main(dest, videos, frames, resolution, fps, seed, workers):
-    """Write the built-in demo video dataset (procedural landscape time-lapses).
-
-    The same as `python -m svc_plugin.dataset_tool --source=demo --demo-videos=VIDEOS --demo-frames=FRAMES ...`.
-    """
-    try:
-        summary = write_demo_dataset(dest, num_videos=videos, num_frames=frames, resolution=resolution, fps=fps, seed=seed, workers=workers)
-    except (OSError, ValueError) as err:
-        raise click.ClickException(str(err))
-    print(f'Wrote {summary["videos"]} videos x {frames} frames at {resolution}x{resolution} to {dest}', file=sys.stderr)
-
-#----------------------------------------------------------------------------
-
-if __name__ == '__main__':
-    main() # pylint: disable=no-value-for-parameter

@@ -144,7 +144,7 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
         num_frames          = 3,        # Frames per clip.
         tsm                 = True,     # Temporal shift in the blocks above fuse_res?
         tsm_fold_div        = 8,        # TSM moves 1/fold_div of the channels each way.
-        fuse                = 'mean',   # 'mean' (StyleSV) or 'concat' (StyleGAN-V) of the frames' features.
+        fuse                = 'mean',   # Frame fusion: 'mean' (StyleSV) or 'concat' (StyleGAN-V) of the frames' features.
         fuse_res            = 16,       # Resolution at whose block input the frames are fused (4 <= fuse_res < img_resolution).
         time_cond           = True,     # Condition on the time gaps between the frames (needs num_frames > 1)?
         time_freqs          = 10,       # Fourier features per gap (periods 2 ... 2^time_freqs frames).
@@ -174,7 +174,7 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
         self.cond_dim = cond_dim
         self.num_frames = num_frames
         self.tsm = tsm
-        self.fuse = fuse
+        self.frame_fusion = fuse # The argument keeps its name `fuse`: snapshots record it among the constructor's.
         self.fuse_res = fuse_res
         self.time_encoder = time_encoder
 
@@ -194,7 +194,7 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
     def fuse_frames(self, x):
         """[batch * frames, C, H, W] -> [batch, C, H, W] (mean) or [batch, frames * C, H, W] (concat)."""
         clips = x.reshape(-1, self.num_frames, *x.shape[1:]) # [batch, frames, C, H, W]
-        return clips.mean(dim=1) if self.fuse == 'mean' else clips.flatten(1, 2)
+        return clips.mean(dim=1) if self.frame_fusion == 'mean' else clips.flatten(1, 2)
 
     def forward(self, img, c, t=None, update_emas=False, **block_kwargs):
         _ = update_emas # unused: the discriminator has no running statistics
@@ -223,7 +223,7 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
 
     def extra_repr(self):
         return (f'c_dim={self.c_dim:d}, img_resolution={self.img_resolution:d}, num_frames={self.num_frames:d}, '
-            f'tsm={self.tsm}, fuse={self.fuse}, fuse_res={self.fuse_res:d}')
+            f'tsm={self.tsm}, fuse={self.frame_fusion}, fuse_res={self.fuse_res:d}')
 
     @classmethod
     def from_image_discriminator(cls, D_image, **video_kwargs):

@@ -5,9 +5,12 @@ only when complete: a final name holds either its previous content or the new on
 The streaming writers (videos, datasets) build their output under the same temporary names.
 """
 
+import glob
 import hashlib
 import io
+import json
 import os
+import re
 import shutil
 
 import torch
@@ -19,6 +22,15 @@ import dnnlib
 def temporary_path(path, suffix=''):
     """Where `path` is written (a file, or a folder built entry by entry) before it is renamed onto its final name."""
     return f'{path}.tmp{os.getpid()}{suffix}'
+
+def temporaries_of(path):
+    """The temporary files of `path` that writers (of any process) left behind."""
+    return [tmp_path for tmp_path in glob.glob(glob.escape(path) + '.tmp*') if final_path_of(tmp_path) == path]
+
+def final_path_of(tmp_path):
+    """The final name of a temporary name (a name that is not temporary stays as it is)."""
+    match = re.fullmatch(r'(.*)\.tmp\d+(\.\w+)?', tmp_path)
+    return match.group(1) if match else tmp_path
 
 def discard(tmp_path):
     """Remove a temporary file or folder, if it is there."""
@@ -79,6 +91,11 @@ def torch_writer(obj):
 
 def write_bytes_atomically(path, data, hint=''):
     replace_atomically(path, bytes_writer(data), hint=hint)
+
+def append_jsonl(path, record):
+    """Append one JSON line in a single write; earlier lines are never rewritten."""
+    with open(path, 'a', encoding='utf-8') as f:
+        f.write(json.dumps(record) + '\n')
 
 #----------------------------------------------------------------------------
 

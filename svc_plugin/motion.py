@@ -1,4 +1,4 @@
-"""Motion codes and the motion embedding v(t) of the video generator (PAPER.md §3.2-3.3).
+"""Motion codes and the motion embedding v(t) of the video generator (Zhang et al., arXiv 2212.07413; StyleGAN-V, arXiv 2112.14683).
 
 StyleGAN-V's motion pipeline (random key codes every `motion_z_distance` frames, a padding-free
 temporal convolution net, an aligned Fourier time encoder) with StyleSV's C1-smooth B-spline blending,

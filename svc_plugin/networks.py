@@ -1,4 +1,4 @@
-"""Video generator: StyleGAN3 synthesis driven by the motion embedding v(t) (PAPER.md §3.1-3.4).
+"""Video generator: StyleGAN3 synthesis driven by the motion embedding v(t) (Zhang et al., arXiv 2212.07413; StyleGAN-V, arXiv 2112.14683).
 
 Frames are a batch dimension: a clip of F frames of video b occupies output rows b*F .. b*F+F-1
 (video-major), all sharing the content latent w of video b. v(t), scaled by a learnable per-channel
@@ -32,7 +32,7 @@ FP16_DEVICES = ('cuda',)
 
 @persistence.persistent_class
 class VideoSynthesisLayer(networks_stylegan3.SynthesisLayer):
-    """SynthesisLayer plus the low-rank temporal modulation of PAPER.md §3.4.
+    """SynthesisLayer plus the low-rank temporal modulation of StyleSV (arXiv 2212.07413 v1; genforce/StyleSV `low_rank`).
 
     A second kernel W_lr = W1 W2 of rank R over channels (per tap: W1 [C_out, R, k, k], W2 [R, C_in, k, k]),
     RMS-normalised, modulated by its own style from v and demodulated on its own, is added to the
@@ -158,13 +158,14 @@ class VideoSynthesisNetwork(networks_stylegan3.SynthesisNetwork):
         if fuse_w not in ['concat', 'add']:
             raise ValueError(f"fuse_w must be 'concat' or 'add', got {fuse_w!r}")
         self.c_dim = c_dim
-        self.fuse_w = fuse_w
+        self.style_fusion = fuse_w # How v enters the styles; the argument keeps its recorded name `fuse_w`.
         self.low_rank = low_rank
         self.motion_encoder = MotionEncoder(c_dim=c_dim, **motion_kwargs)
         v_dim = self.motion_encoder.v_dim
         self.motion_mask = torch.nn.Parameter(torch.zeros([v_dim]))
 
         # v -> per-channel offset of the Fourier features, and v -> every layer's w (identity on w at start).
+        # The style fusion layer is `fuse`: its parameters are named synthesis.fuse.* in snapshots.
         self.input_motion = networks_stylegan3.FullyConnectedLayer(v_dim, self.input.channels)
         if fuse_w == 'concat':
             self.fuse = networks_stylegan3.FullyConnectedLayer(w_dim + v_dim, w_dim)
@@ -202,14 +203,14 @@ class VideoSynthesisNetwork(networks_stylegan3.SynthesisNetwork):
         return x.to(torch.float32)
 
     def fuse_motion(self, ws, v):
-        """The layers' ws with v fused in: ws [N, L, w_dim], v [N, v_dim] -> [N, L, w_dim]."""
-        if self.fuse_w == 'add':
+        """The layers' ws with v fused in by the style fusion layer: ws [N, L, w_dim], v [N, v_dim] -> [N, L, w_dim]."""
+        if self.style_fusion == 'add':
             return ws + self.fuse(v).unsqueeze(1)
         wv = torch.cat([ws, v.unsqueeze(1).expand(-1, ws.shape[1], -1)], dim=2) # [N, L, w_dim + v_dim]
         return self.fuse(wv.flatten(0, 1)).reshape(ws.shape)
 
     def extra_repr(self):
-        return super().extra_repr() + f',\nc_dim={self.c_dim:d}, fuse_w={self.fuse_w}, low_rank={self.low_rank:d}'
+        return super().extra_repr() + f',\nc_dim={self.c_dim:d}, fuse_w={self.style_fusion}, low_rank={self.low_rank:d}'
 
 #----------------------------------------------------------------------------
 

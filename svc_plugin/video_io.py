@@ -1,17 +1,20 @@
-"""Writing videos: frames streamed chunk by chunk into an H.264 mp4 (or a folder of PNGs), and grid tiling of clips.
+"""Videos: a video generator's frames rendered chunk by chunk, quantised to uint8, tiled into grids and streamed
+into an H.264 mp4 (or a folder of PNGs).
 
-Shared by gen_video.py and the training loop's preview videos. Frames go straight into the encoder as
+Shared by gen_video.py, the training loop's preview videos and the video metrics. Frames go straight into the encoder as
 they are produced, so a video of any length costs the memory of one chunk. Every output is written
 under a temporary name and renamed once complete: an interrupted run never leaves a partial file
 under the final name.
 """
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
 from fractions import Fraction
 
+import click
 import imageio_ffmpeg
 import numpy as np
 import PIL.Image
@@ -19,11 +22,35 @@ import torch
 
 from svc_plugin import fileio
 
+DEFAULT_FPS = 25 # Frame rate of videos whose training data records none, and of the demo data.
+
 #----------------------------------------------------------------------------
+
+def render_video_chunks(G, z, c, t, motion_seeds, frames_per_chunk, **G_kwargs):
+    """Yield the videos of z [V, z_dim], c [V, c_dim] at times t [frames] (the same for every video, any float dtype)
+    as float chunks [V, F_chunk, C, H, W] in about [-1, 1], frames_per_chunk consecutive frames per forward pass, so
+    memory does not grow with the length. The motion noise of video v is seeded by motion_seeds[v] per key slot, so
+    a frame does not depend on where the chunks start."""
+    V = z.shape[0]
+    for first in range(0, t.numel(), frames_per_chunk):
+        tv = t[first : first + frames_per_chunk].to(z.device).unsqueeze(0).repeat(V, 1) # [V, F_chunk]
+        with torch.no_grad():
+            img = G(z=z, c=c, t=tv, motion_seeds=motion_seeds, **G_kwargs) # [V * F_chunk, C, H, W], video-major
+        yield img.reshape(V, tv.shape[1], *img.shape[1:])
 
 def to_uint8(images):
     """Generator output in [-1, 1] -> uint8 in [0, 255], the upstream quantisation (x * 127.5 + 128, clamped)."""
     return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+def parse_grid(value):
+    """--grid: 'COLSxROWS' (or 'COLS,ROWS') -> (cols, rows), both at least 1; a tuple passes through (click types
+    see defaults too)."""
+    if value is None or isinstance(value, tuple):
+        return value
+    match = re.fullmatch(r'\s*(\d+)\s*[x,]\s*(\d+)\s*', value)
+    if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise click.BadParameter(f'expected COLSxROWS like 4x2, got {value!r}')
+    return int(match.group(1)), int(match.group(2))
 
 def tile_clips(clips, grid):
     """Lay V clips out as one video: clips [V, F, C, H, W] (CPU tensor or array) -> uint8 array [F, rows*H, cols*W, C].
@@ -75,7 +102,7 @@ class Mp4Writer(_AtomicOutput):
     ffmpeg is driven directly (not through imageio_ffmpeg.write_frames) so that its exit status and
     error text are known: a failed encode raises and is never renamed into place.
     """
-    def __init__(self, path, fps=25, crf=18, preset='medium'):
+    def __init__(self, path, fps=DEFAULT_FPS, crf=18, preset='medium'):
         super().__init__(path)
         self.fps = Fraction(fps).limit_denominator(1001) # ffmpeg takes the rate as a rational
         self.crf = crf          # H.264 constant rate factor: 0 lossless, 18 visually lossless, 23 ffmpeg's default, 51 worst
@@ -161,7 +188,7 @@ class PngFolderWriter(_AtomicOutput):
 
 #----------------------------------------------------------------------------
 
-def open_video(path, format='mp4', fps=25, crf=18):
+def open_video(path, format='mp4', fps=DEFAULT_FPS, crf=18):
     """A writer for `path`: format 'mp4' (H.264 at `fps`, `crf`) or 'png' (a folder of frames)."""
     if format == 'mp4':
         return Mp4Writer(path, fps=fps, crf=crf)
@@ -169,7 +196,7 @@ def open_video(path, format='mp4', fps=25, crf=18):
         return PngFolderWriter(path)
     raise ValueError(f'unknown video format {format!r}: expected mp4 or png')
 
-def write_video(path, frames, fps=25, crf=18):
+def write_video(path, frames, fps=DEFAULT_FPS, crf=18):
     """Write a whole mp4 at once: frames uint8 [F, H, W, C], or an iterable of such chunks."""
     chunks = [frames] if isinstance(frames, (np.ndarray, torch.Tensor)) else frames
     with Mp4Writer(path, fps=fps, crf=crf) as writer:

@@ -11,6 +11,7 @@ import torch
 
 import svc_plugin  # noqa: F401  (puts the upstream layer on sys.path)
 from svc_plugin import checkpoint
+from svc_plugin import runs
 from training import networks_stylegan2, networks_stylegan3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,9 +81,9 @@ def test_newest_snapshot_is_the_highest_kimg_of_the_highest_run_that_has_one(tmp
         if kimg is not None:
             (tmp_path / run / f'network-snapshot-{kimg:06d}.pkl').write_bytes(b'')
     (tmp_path / 'notes').mkdir()
-    assert checkpoint.newest_snapshot(str(tmp_path)) == str(tmp_path / '00002-b' / 'network-snapshot-000003.pkl')
-    assert checkpoint.newest_snapshot(str(tmp_path), usable=lambda path: '00000-a' in path) == str(tmp_path / '00000-a' / 'network-snapshot-000005.pkl')
-    assert checkpoint.newest_snapshot(str(tmp_path / 'missing')) is None
+    assert runs.newest_snapshot(str(tmp_path)) == str(tmp_path / '00002-b' / 'network-snapshot-000003.pkl')
+    assert runs.newest_snapshot(str(tmp_path), usable=lambda path: '00000-a' in path) == str(tmp_path / '00000-a' / 'network-snapshot-000005.pkl')
+    assert runs.newest_snapshot(str(tmp_path / 'missing')) is None
 
 def test_latest_resolves_to_the_newest_snapshot_and_a_path_stays_as_it_is(tmp_path):
     (tmp_path / '00000-a').mkdir()

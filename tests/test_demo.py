@@ -1,4 +1,4 @@
-"""Tests of the built-in demo data: rendering, the writer and its CLI (an alias of the dataset tool's demo source)."""
+"""Tests of the built-in demo data: rendering, and writing it through the dataset tool's demo source."""
 
 import io
 import json
@@ -10,21 +10,16 @@ import zipfile
 import numpy as np
 import PIL.Image
 
+from svc_plugin import dataset_tool
 from svc_plugin import demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #----------------------------------------------------------------------------
 
-def _pixels(path):
-    with zipfile.ZipFile(path) as zf:
-        return {n: np.asarray(PIL.Image.open(io.BytesIO(zf.read(n)))) for n in zf.namelist() if n.endswith('.png')}
-
-#----------------------------------------------------------------------------
-
 def test_demo_zip_holds_one_folder_of_sorted_frames_per_video(tmp_path):
     dest = str(tmp_path / 'demo.zip')
-    summary = demo.write_demo_dataset(dest, num_videos=3, num_frames=5, resolution=16)
+    summary = dataset_tool.write_demo_dataset(dest, num_videos=3, num_frames=5, resolution=16)
     assert summary['videos'] == 3 and summary['frames'] == 15
     with zipfile.ZipFile(dest) as zf:
         names = sorted(n for n in zf.namelist() if n.endswith('.png'))
@@ -42,18 +37,8 @@ def test_demo_frames_move_smoothly_and_depend_on_seed():
     other = demo.render_frame(demo.random_scenes(1, seed=1)[0], 0, 32)
     assert not np.array_equal(other, frames[0].astype(np.uint8))
 
-def test_demo_cli_equals_the_dataset_tool_demo_source(tmp_path):
-    common = dict(cwd=ROOT, capture_output=True, text=True)
-    a = subprocess.run([sys.executable, '-m', 'svc_plugin.demo', '--dest', str(tmp_path / 'a.zip'), '--videos', '2', '--frames', '3',
-                        '--resolution', '16', '--seed', '4'], **common)
-    b = subprocess.run([sys.executable, '-m', 'svc_plugin.dataset_tool', '--source=demo', f'--dest={tmp_path / "b.zip"}', '--demo-videos=2',
-                        '--demo-frames=3', '--resolution=16', '--seed=4', '--workers=1'], **common)
-    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
-    pa, pb = _pixels(tmp_path / 'a.zip'), _pixels(tmp_path / 'b.zip')
-    assert len(pa) == 6 and pa.keys() == pb.keys() and all(np.array_equal(pa[k], pb[k]) for k in pa)
-
 def test_demo_cli_rejects_bad_resolution_with_one_line(tmp_path):
-    res = subprocess.run([sys.executable, '-m', 'svc_plugin.demo', '--dest', str(tmp_path / 'x.zip'), '--resolution', '30'],
+    res = subprocess.run([sys.executable, '-m', 'svc_plugin.dataset_tool', '--source=demo', f'--dest={tmp_path / "x.zip"}', '--resolution=30'],
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode != 0 and 'Traceback' not in res.stderr and 'power of two' in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1

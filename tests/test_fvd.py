@@ -12,6 +12,7 @@ import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
 from svc_plugin import fileio
+from svc_plugin import video_io
 from svc_plugin.metrics import frame_fid
 from svc_plugin.metrics import frechet
 from svc_plugin.metrics import fvd
@@ -187,7 +188,7 @@ def test_frame_stream_returns_consecutive_frames_of_successive_videos():
     stream = frame_fid.FrameStream(fx.ReplayVideoGenerator(videos))
     frames = torch.cat([stream(torch.zeros([4, 4]), torch.zeros([4, 0])) for _ in range(12)]) # 48 = 3 videos x 16.
     expected = torch.as_tensor(videos.reshape(48, *videos.shape[2:]))
-    assert torch.equal(fvd.quantize(frames), expected)
+    assert torch.equal(video_io.to_uint8(frames), expected)
 
 def test_frame_fid_of_the_videos_own_frames_is_zero(tmp_path, monkeypatch):
     monkeypatch.setenv('STYLESV_INCEPTION', detectors.save_detector(tmp_path / 'inception.pkl', seed=1))

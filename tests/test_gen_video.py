@@ -274,6 +274,6 @@ def test_interrupted_generation_leaves_no_file(G, tmp_path):
 def test_parse_range_accepts_upstream_seed_lists():
     assert gen_video.parse_range('0,1,4-6') == [0, 1, 4, 5, 6]
     assert gen_video.parse_range(' 7 ') == [7]
-    assert gen_video.parse_grid('4x2') == (4, 2)
+    assert video_io.parse_grid('4x2') == (4, 2)
 
 #----------------------------------------------------------------------------

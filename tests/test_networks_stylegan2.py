@@ -1,4 +1,4 @@
-"""Tests for training.networks_stylegan2: generator/discriminator state layout (API §6) and forward semantics."""
+"""Tests for training.networks_stylegan2: generator/discriminator state layout (as NVlabs/stylegan3's networks_stylegan2) and forward semantics."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Tests for training.networks_stylegan3: state-dict layout, layer geometry (API §5.8), forward semantics."""
+"""Tests for training.networks_stylegan3: state-dict layout, layer geometry (Alias-Free GAN's config T), forward semantics."""
 
 import copy
 import pickle
@@ -10,7 +10,8 @@ import torch
 from training import networks_stylegan3 as n3
 
 #----------------------------------------------------------------------------
-# Reference layer table for --cfg=stylegan3-t at 1024x1024 (STYLEGAN3_API.md §5.8):
+# Reference layer table for --cfg=stylegan3-t at 1024x1024 (Karras et al., Alias-Free GAN, NeurIPS 2021, arXiv 2106.12423;
+# the layer summary NVlabs/stylegan3 prints for this config):
 # name, in size, out size, in sr, out sr, tmp sr, in cutoff, out cutoff, in half-width, out half-width,
 # up, down, up taps, down taps, padding, in ch, out ch, fp16.
 

@@ -31,6 +31,7 @@ import train_video
 import training_loop_ext
 from svc_plugin import checkpoint
 from svc_plugin import dataset_tool
+from svc_plugin import runs
 from svc_plugin.networks import VideoGenerator
 from training import networks_stylegan2
 from training import networks_stylegan3
@@ -248,7 +249,7 @@ def test_full_disk_while_writing_a_snapshot_is_one_line_and_the_earlier_snapshot
     failed_run = run_dirs(outdir)[1]
     assert 'Resuming from' in open(os.path.join(failed_run, 'log.txt')).read()
     assert [name for name in os.listdir(failed_run) if 'snapshot' in name or 'state' in name or '.tmp' in name] == []
-    assert training_loop_ext.find_latest_snapshot(outdir) == os.path.join(safe_run, 'network-snapshot-000000.pkl')
+    assert runs.find_latest_snapshot(outdir) == os.path.join(safe_run, 'network-snapshot-000000.pkl')
 
 # Runs train_video.py; with $KILL_AT_SNAPSHOT=n, SIGKILLs itself when the n-th snapshot pickle is being flushed to disk (its
 # temporary file cut to half, as a kill mid-write leaves it); with $WRITES_LOG, lists every file opened for writing under
@@ -293,7 +294,7 @@ def test_sigkill_while_a_snapshot_is_written_then_resume_latest(tmp_path, data):
     for name in os.listdir(killed_run): # ... and under every final name a complete file: the first snapshot and its state.
         if name.startswith('network-snapshot-') and '.tmp' not in name:
             checkpoint.load_network(os.path.join(killed_run, name))
-    assert training_loop_ext.load_training_state(os.path.join(killed_run, 'network-snapshot-000000.pkl'))['cur_nimg'] == 4
+    assert runs.load_training_state(os.path.join(killed_run, 'network-snapshot-000000.pkl'))['cur_nimg'] == 4
 
     writes_log = tmp_path.parent / f'{tmp_path.name}-writes.txt'
     resumed = subprocess.run([sys.executable, *args[:-2], '--kimg=0.008', '--resume=latest', f'--outdir={tmp_path}'], cwd=ROOT_DIR,
@@ -301,7 +302,7 @@ def test_sigkill_while_a_snapshot_is_written_then_resume_latest(tmp_path, data):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     resumed_run = run_dirs(tmp_path)[1]
     assert 'Restored the training state: kimg 0.004' in open(os.path.join(resumed_run, 'log.txt')).read()
-    assert training_loop_ext.load_training_state(os.path.join(resumed_run, 'network-snapshot-000000.pkl'))['cur_nimg'] == 8
+    assert runs.load_training_state(os.path.join(resumed_run, 'network-snapshot-000000.pkl'))['cur_nimg'] == 8
     written = writes_log.read_text().split()
     assert {'training_options.json', 'network-snapshot-000000.pkl', 'training-state-000000.pt'} <= {name.split('.tmp')[0] for name in written}
     assert [name for name in written if '.tmp' not in name] == ['log.txt', 'stats.jsonl'] # Only the append-only logs are written in place.

@@ -22,7 +22,8 @@ from click.testing import CliRunner
 import dnnlib
 import train_video
 import training_loop_ext
-from svc_plugin import demo
+from svc_plugin import dataset_tool
+from svc_plugin import runs
 from svc_plugin.discriminator import VideoDiscriminator
 from svc_plugin.metrics import fvd, i3d
 from svc_plugin.networks import VideoGenerator
@@ -55,7 +56,7 @@ def final_state(run_dir):
 def data_zip(tmp_path_factory):
     """Four 16-frame demo videos at 32x32."""
     path = str(tmp_path_factory.mktemp('data') / 'demo.zip')
-    demo.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
+    dataset_tool.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
     return path
 
 @pytest.fixture(scope='module')
@@ -104,7 +105,7 @@ def test_video_stage_resumes_from_the_image_snapshot_and_writes_preview_videos(t
     for name in ['reals.mp4', 'fakes_init.mp4', 'fakes000000.mp4']:
         video = iio.imread(os.path.join(run_dir, name))
         assert video.shape == (32, 32, 64, 3) # 32 frames of a 2x1 grid of 32x32 videos.
-    assert training_loop_ext.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['cur_nimg'] == 12
+    assert runs.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['cur_nimg'] == 12
     assert json.loads(open(os.path.join(run_dir, 'stats.jsonl')).readline())['Progress/kimg']['mean'] == pytest.approx(0.012)
 
 def test_video_stage_starts_from_an_nvidia_stylegan3_pickle_and_keeps_the_best_snapshot(tmp_path, data_zip, nvidia_pickle):
@@ -120,7 +121,7 @@ def test_video_stage_starts_from_an_nvidia_stylegan3_pickle_and_keeps_the_best_s
     [result] = [json.loads(line) for line in open(os.path.join(run_dir, 'metric-fvd4_8f.jsonl'))]
     assert result['snapshot_pkl'] == 'network-snapshot-000000.pkl'
     assert open(os.path.join(run_dir, 'best-fvd4_8f.pkl'), 'rb').read() == open(snapshot_pkl, 'rb').read() # --best-metric: the first.
-    best = training_loop_ext.load_training_state(snapshot_pkl)['best']
+    best = runs.load_training_state(snapshot_pkl)['best']
     assert best['metric'] == 'fvd4_8f' and best['value'] == result['results']['fvd4_8f']
 
 def kill_after_first_snapshot(args, outdir):
@@ -134,7 +135,7 @@ def kill_after_first_snapshot(args, outdir):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    return training_loop_ext.load_training_state(os.path.join(run_dirs(outdir)[0], 'network-snapshot-000000.pkl'))['cur_nimg']
+    return runs.load_training_state(os.path.join(run_dirs(outdir)[0], 'network-snapshot-000000.pkl'))['cur_nimg']
 
 def assert_continued_exactly(resumed_run, uninterrupted_run, saved_nimg, end_nimg):
     """The resumed run restored the killed run's state and ends where the uninterrupted run ends: the same counters,
@@ -180,7 +181,7 @@ def test_torchrun_two_gloo_processes_keep_the_weights_identical_and_write_one_sn
     assert sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-')) == ['network-snapshot-000000.pkl'] # ... one snapshot,
     log = open(os.path.join(run_dir, 'log.txt')).read()
     assert 'Weights checked: all 2 processes hold the same G, D, G_ema and augment pipe.' in log # ... compared across ranks.
-    assert len(training_loop_ext.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['rng']) == 2
+    assert len(runs.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['rng']) == 2
 
 #----------------------------------------------------------------------------
 # Options: defaults as typed, the demo data, and bad input.
@@ -270,11 +271,11 @@ def test_resuming_both_stages_goes_on_with_the_stage_the_snapshot_left(tmp_path,
 def test_data_demo_is_written_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path))
     calls = []
-    write_demo_dataset = demo.write_demo_dataset
+    write_demo_dataset = dataset_tool.write_demo_dataset
     def write_small_demo(dest):
         calls.append(dest)
         write_demo_dataset(dest, num_videos=2, num_frames=8, resolution=16)
-    monkeypatch.setattr(demo, 'write_demo_dataset', write_small_demo)
+    monkeypatch.setattr(dataset_tool, 'write_demo_dataset', write_small_demo)
     for _ in range(2):
         assert train_video.resolve_data('demo') == os.path.join(str(tmp_path), 'stylesv', 'demo.zip')
     assert len(calls) == 1

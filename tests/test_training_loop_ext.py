@@ -19,8 +19,12 @@ import torch
 
 import training_loop_ext
 from svc_plugin import fileio
-from svc_plugin import demo
-from svc_plugin.dataset import VideoFramesFolderDataset
+from svc_plugin import dataset_tool
+from svc_plugin import distributed
+from svc_plugin import previews
+from svc_plugin import runs
+from svc_plugin import training_state
+from svc_plugin.dataset import ResumableClipSampler, VideoFramesFolderDataset, generator_times, open_clip_stream
 from training import loss as upstream_loss
 from training import networks_stylegan2
 from training import networks_stylegan3
@@ -109,7 +113,7 @@ def start_worker(kind, run_dir, data_zip):
 def data_zip(tmp_path_factory):
     """Four 16-frame demo videos at 32x32."""
     path = str(tmp_path_factory.mktemp('data') / 'demo.zip')
-    demo.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
+    dataset_tool.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
     return path
 
 #----------------------------------------------------------------------------
@@ -120,7 +124,7 @@ def test_nan_in_a_loss_stops_the_run_at_its_tick_without_a_new_snapshot(tmp_path
     assert result.returncode != 0
     # Steps of 2 frames: tick 0 ends at frame 2 (snapshot), the NaN enters at frame 4, tick 1 ends at frame 6.
     assert 'is NaN/Inf at tick 1 (kimg 0.006): stopped without writing a snapshot' in result.stderr
-    state = training_loop_ext.load_training_state(str(tmp_path / 'network-snapshot-000000.pkl'))
+    state = runs.load_training_state(str(tmp_path / 'network-snapshot-000000.pkl'))
     assert state is not None and state['cur_nimg'] == 2 # The only snapshot is tick 0's, and its state matches it.
     lines = (tmp_path / 'stats.jsonl').read_text().splitlines()
     assert len(lines) == 2 and not np.isfinite(json.loads(lines[-1])['Loss/G/loss']['mean']) # The stats say why.
@@ -143,8 +147,8 @@ def test_a_failing_rank_ends_every_process_promptly_with_an_error(tmp_path, data
     assert not any(name.startswith('network-snapshot-') and name != 'network-snapshot-000000.pkl' for name in os.listdir(tmp_path))
 
 def test_a_finished_worker_exits_with_its_output_flushed_and_no_teardown():
-    code = ('import atexit, training_loop_ext; atexit.register(print, "teardown"); print("done", end=""); '
-        'training_loop_ext.exit_finished_worker(); print("not reached")') # A pipe buffers "done" until a flush.
+    code = ('import atexit, svc_plugin.distributed as distributed; atexit.register(print, "teardown"); print("done", end=""); '
+        'distributed.exit_finished_worker(); print("not reached")') # A pipe buffers "done" until a flush.
     result = subprocess.run([sys.executable, '-c', code], cwd=ROOT_DIR, env=WORKER_ENV, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout) == (0, 'done')
 
@@ -154,17 +158,17 @@ def test_a_finished_worker_exits_with_its_output_flushed_and_no_teardown():
 def write_pair(run_dir, kimg, payload, state_payload=None):
     """A snapshot pickle of `payload` and a state describing `state_payload` (default: the same bytes)."""
     os.makedirs(run_dir, exist_ok=True)
-    pkl = training_loop_ext.snapshot_pkl_path(str(run_dir), kimg * 1000)
-    state = dict(format=training_loop_ext.STATE_FORMAT, snapshot_sha256=hashlib.sha256(pickle.dumps(state_payload or payload)).hexdigest())
-    training_loop_ext.write_snapshot(pkl, pickle.dumps(payload), state)
+    pkl = runs.snapshot_pkl_path(str(run_dir), kimg * 1000)
+    state = dict(format=runs.STATE_FORMAT, snapshot_sha256=hashlib.sha256(pickle.dumps(state_payload or payload)).hexdigest())
+    runs.write_snapshot(pkl, pickle.dumps(payload), state)
     return pkl
 
 def test_a_state_pairs_only_with_the_snapshot_bytes_it_was_written_for(tmp_path):
     good = write_pair(tmp_path, 1, 'snapshot 1')
     torn = write_pair(tmp_path, 2, 'old snapshot 2', state_payload='new snapshot 2') # Killed between the two renames.
-    assert training_loop_ext.load_training_state(good) is not None
-    assert training_loop_ext.load_training_state(torn) is None
-    assert os.path.basename(training_loop_ext.state_path_of(good)) == 'training-state-000001.pt'
+    assert runs.load_training_state(good) is not None
+    assert runs.load_training_state(torn) is None
+    assert os.path.basename(runs.state_path_of(good)) == 'training-state-000001.pt'
     assert sorted(os.listdir(tmp_path)) == ['network-snapshot-000001.pkl', 'network-snapshot-000002.pkl', 'training-state-000001.pt', 'training-state-000002.pt']
 
 KILLED_BETWEEN_RENAMES = '''
@@ -188,35 +192,35 @@ def test_a_kill_between_the_renames_of_a_snapshot_and_its_state_leaves_a_resumab
     killed = subprocess.run([sys.executable, '-c', KILLED_BETWEEN_RENAMES, str(run_dir)], cwd=ROOT_DIR, env=WORKER_ENV, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert any('.tmp' in name for name in os.listdir(run_dir)) # The new pickle, complete under its temporary name.
-    latest = training_loop_ext.find_latest_snapshot(str(tmp_path))
-    assert latest == str(run_dir / 'network-snapshot-000002.pkl') and training_loop_ext.load_training_state(latest) is not None
+    latest = runs.find_latest_snapshot(str(tmp_path))
+    assert latest == str(run_dir / 'network-snapshot-000002.pkl') and runs.load_training_state(latest) is not None
     with open(latest, 'rb') as f:
         assert pickle.load(f) == 'snapshot 2, second tick'
     assert sorted(os.listdir(run_dir)) == ['network-snapshot-000002.pkl', 'training-state-000002.pt']
 
 def test_latest_is_the_newest_complete_snapshot_of_the_newest_run_that_has_one(tmp_path):
-    assert training_loop_ext.find_latest_snapshot(str(tmp_path / 'absent')) is None
+    assert runs.find_latest_snapshot(str(tmp_path / 'absent')) is None
     write_pair(tmp_path / '00000-old', 9, 'old run')
     expected = write_pair(tmp_path / '00001-run', 3, 'complete')
     write_pair(tmp_path / '00001-run', 4, 'torn', state_payload='other')
     os.makedirs(tmp_path / '00002-died-before-its-first-snapshot')
     (tmp_path / '00003-not-a-run').write_text('a file')
-    assert training_loop_ext.find_latest_snapshot(str(tmp_path)) == expected
+    assert runs.find_latest_snapshot(str(tmp_path)) == expected
 
 def test_only_a_snapshot_in_the_starting_snapshot_s_kimg_of_the_same_run_would_replace_it(tmp_path):
     start = str(tmp_path / 'network-snapshot-000001.pkl') # The image stage of --stage=both ended at kimg 1.000.
-    assert training_loop_ext.replaces_starting_snapshot(str(tmp_path), 1792, start)
-    assert not training_loop_ext.replaces_starting_snapshot(str(tmp_path), 2008, start)
-    assert not training_loop_ext.replaces_starting_snapshot(str(tmp_path / 'next-run'), 1792, start) # --resume: a new run directory.
-    assert not training_loop_ext.replaces_starting_snapshot(str(tmp_path), 1792, None)
+    assert runs.replaces_starting_snapshot(str(tmp_path), 1792, start)
+    assert not runs.replaces_starting_snapshot(str(tmp_path), 2008, start)
+    assert not runs.replaces_starting_snapshot(str(tmp_path / 'next-run'), 1792, start) # --resume: a new run directory.
+    assert not runs.replaces_starting_snapshot(str(tmp_path), 1792, None)
 
 def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
-    rnd = training_loop_ext.seed_everything(123)
-    torch.save(training_loop_ext.capture_rng(rnd), tmp_path / 'rng.pt')
-    expected = (torch.rand(3), np.random.rand(3), rnd.rand(3), training_loop_ext.random.random())
-    training_loop_ext.seed_everything(0)
-    training_loop_ext.restore_rng(torch.load(tmp_path / 'rng.pt', weights_only=True), rnd)
-    actual = (torch.rand(3), np.random.rand(3), rnd.rand(3), training_loop_ext.random.random())
+    rnd = training_state.seed_everything(123)
+    torch.save(training_state.capture_rng(rnd), tmp_path / 'rng.pt')
+    expected = (torch.rand(3), np.random.rand(3), rnd.rand(3), training_state.random.random())
+    training_state.seed_everything(0)
+    training_state.restore_rng(torch.load(tmp_path / 'rng.pt', weights_only=True), rnd)
+    actual = (torch.rand(3), np.random.rand(3), rnd.rand(3), training_state.random.random())
     assert torch.equal(actual[0], expected[0]) and np.array_equal(actual[1], expected[1]) and np.array_equal(actual[2], expected[2])
     assert actual[3] == expected[3]
 
@@ -247,7 +251,7 @@ def test_failed_write_leaves_neither_a_final_nor_a_temporary_file(tmp_path):
 
 def test_generator_times_are_clip_times_shifted_by_a_fraction_of_a_frame():
     rnd = np.random.RandomState(0)
-    t = training_loop_ext.generator_times(rnd, np.array([40, 2, 100]), max_dist=32, num_clips=2000, frames=3) # The 2-frame video is left out.
+    t = generator_times(rnd, np.array([40, 2, 100]), max_dist=32, num_clips=2000, frames=3) # The 2-frame video is left out.
     assert t.shape == (2000, 3)
     shift = t[:, 0] - np.floor(t[:, 0])
     assert shift.min() >= 0 and shift.max() < 1 and shift.std() > 0.25 # Uniform fractions of a frame ...
@@ -255,7 +259,7 @@ def test_generator_times_are_clip_times_shifted_by_a_fraction_of_a_frame():
     assert np.allclose(offsets, np.rint(offsets)) # ... on top of integer clip times,
     offsets = np.rint(offsets)
     spans = offsets[:, 2] - offsets[:, 0]
-    assert set(np.unique(spans)) == {2, 4, 8, 16, 32} # spans of the powers of two up to max_dist (PAPER.md §3.7),
+    assert set(np.unique(spans)) == {2, 4, 8, 16, 32} # spans of the powers of two up to max_dist (StyleSV's `random` sampling),
     assert (offsets[:, 0] < offsets[:, 1]).all() and (offsets[:, 1] < offsets[:, 2]).all() # sorted, distinct,
     assert offsets.min() >= 0 and offsets.max() <= 99 # inside the videos.
 
@@ -266,9 +270,9 @@ def test_ema_half_life_is_counted_in_frames():
 
 def test_resumable_clip_sampler_continues_where_the_uninterrupted_sampler_was():
     dataset = list(range(10))
-    full = iter(training_loop_ext.ResumableClipSampler(skip=0, dataset=dataset, rank=1, num_replicas=2, seed=3))
+    full = iter(ResumableClipSampler(skip=0, dataset=dataset, rank=1, num_replicas=2, seed=3))
     expected = [next(full) for _ in range(12)][5:]
-    resumed = iter(training_loop_ext.ResumableClipSampler(skip=5, dataset=dataset, rank=1, num_replicas=2, seed=3))
+    resumed = iter(ResumableClipSampler(skip=5, dataset=dataset, rank=1, num_replicas=2, seed=3))
     assert [next(resumed) for _ in range(7)] == expected
 
 def write_uneven_videos(root, lengths):
@@ -283,17 +287,17 @@ def write_uneven_videos(root, lengths):
 def test_image_stage_samples_a_video_uniformly_then_a_frame_of_it(tmp_path, sampling, short_share):
     kwargs = dict(sampling=sampling) if sampling != 'video' else {} # 'video' is the default.
     dataset = VideoFramesFolderDataset(write_uneven_videos(tmp_path, [2, 14]), frames=1, **kwargs)
-    keys = list(itertools.islice(iter(training_loop_ext.ResumableClipSampler(0, dataset, rank=0, num_replicas=1, seed=0)), 4000))
+    keys = list(itertools.islice(iter(ResumableClipSampler(0, dataset, rank=0, num_replicas=1, seed=0)), 4000))
     videos = dataset.item_videos()[[idx for idx, _draw in keys]]
     assert np.mean(videos == 0) == pytest.approx(short_share, abs=0.03) # video0 has 2 of the 16 frames.
     assert set(idx for idx, _draw in keys) == set(range(16)) # Every frame is drawn.
-    resumed = training_loop_ext.ResumableClipSampler(10, dataset, rank=0, num_replicas=1, seed=0)
+    resumed = ResumableClipSampler(10, dataset, rank=0, num_replicas=1, seed=0)
     assert list(itertools.islice(iter(resumed), 20)) == keys[10:30] # Resumable at any position.
 
 def test_a_resumed_clip_stream_reads_the_clips_and_times_of_the_uninterrupted_one_with_any_workers(data_zip):
     def clips(clips_done, num_workers, count):
         dataset = VideoFramesFolderDataset(data_zip, frames=3, max_dist=8)
-        stream = training_loop_ext.open_clip_stream(dataset, dict(num_workers=num_workers), rank=1, num_gpus=2,
+        stream = open_clip_stream(dataset, dict(num_workers=num_workers), rank=1, num_gpus=2,
             clips_per_rank=2, clips_done=clips_done, random_seed=5, device=torch.device('cpu'))
         batches = [next(stream) for _ in range(count)] # [(clips [2, F, C, H, W], labels, times [2, F])]
         return torch.cat([batch[0] for batch in batches]), torch.cat([batch[2] for batch in batches])
@@ -353,7 +357,7 @@ def test_ada_moves_p_per_clip_in_a_video_stage(tmp_path, data_zip):
 
 def test_first_frames_view_feeds_the_upstream_image_grid(data_zip):
     dataset = VideoFramesFolderDataset(data_zip, frames=1)
-    (cols, rows), images, labels = training_loop_ext.cropped_image_grid(dataset, (5, 3), random_seed=0)
+    (cols, rows), images, labels = previews.cropped_image_grid(dataset, (5, 3), random_seed=0)
     assert (cols, rows) == (5, 3) and images.shape == (15, 3, 32, 32) and images.dtype == np.uint8 and labels.shape == (15, 0)
 
 #----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""FID over video frames, as StyleGAN-V and StyleSV report it (`fid50k_full`, PAPER.md section 4.2).
+"""FID over video frames, as StyleGAN-V and StyleSV report it (`fid50k_full` of StyleGAN-V's metric code, universome/stylegan-v).
 
 Real images: every frame of every training video (an ImageFolderDataset over the same path: it walks the
 video sub-folders), no x-flip. Generated images: 50,000 frames = 3,125 videos x 16 consecutive frames at
@@ -19,6 +19,7 @@ import torch
 import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
+from svc_plugin import checkpoint
 from svc_plugin import fileio
 from svc_plugin.metrics import frechet
 from svc_plugin.metrics import fvd
@@ -79,7 +80,7 @@ def dataset_labels(dataset_kwargs):
 
 def frame_options(opts):
     """The options in the form the image metrics take: FrameStream for a video G, every frame of a video dataset."""
-    if fvd.is_video_generator(opts.G):
+    if checkpoint.is_video_generator(opts.G):
         opts.G = FrameStream(opts.G, labels=(dataset_labels(opts.dataset_kwargs) if opts.G.c_dim > 0 else None))
     if is_video_dataset(opts.dataset_kwargs):
         opts.dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.dataset_kwargs.path,

@@ -1,7 +1,7 @@
 """Frechet Video Distance (Unterthiner et al. 2018) under the protocol of StyleGAN-V (Skorokhodov et al. 2022).
 
 StyleSV reports FVD with StyleGAN-V's metric code, so these numbers compare with its tables only if every
-protocol detail matches (PAPER.md section 4.1):
+protocol detail matches (StyleGAN-V's metric code, universome/stylegan-v, arXiv 2112.14683):
 - names `fvd{videos}_{frames}f[_subsample{k}f]`: `videos` real and generated clips covering `frames`
   frames of time, of which every k-th is kept (frames/k frames per clip); fvd16 = fvd2048_16f,
   fvd128 = fvd2048_128f;
@@ -29,7 +29,9 @@ import torch
 import dnnlib
 from metrics import metric_main
 from metrics import metric_utils
+from svc_plugin import checkpoint
 from svc_plugin import fileio
+from svc_plugin import video_io
 from svc_plugin.metrics import frechet
 from svc_plugin.metrics import i3d
 
@@ -80,9 +82,9 @@ for _name in ('fvd2048_16f', 'fvd16', 'fvd2048_128f', 'fvd128', 'fvd2048_128f_su
 
 def compute_fvd(opts, videos, frames, subsample):
     """(FVD, number of real videos used); the FVD is NaN on ranks other than 0."""
-    if not is_video_generator(opts.G):
+    if not checkpoint.is_video_generator(opts.G):
         raise ValueError('FVD needs a video generator; this one has no motion encoder')
-    detector, detector_hash = load_i3d(opts)
+    detector, detector_hash = detector_of_run(opts)
     mu_real, sigma_real, num_real = real_clip_stats(opts, detector, detector_hash, videos, frames, subsample)
     mu_gen, sigma_gen = generated_clip_stats(opts, detector, videos, frames, subsample)
     if opts.rank != 0:
@@ -108,15 +110,12 @@ def describe_protocol(name):
         detector_kwargs = DETECTOR_KWARGS,
     )
 
-def is_video_generator(G):
-    return hasattr(getattr(G, 'synthesis', None), 'motion_encoder')
-
 #----------------------------------------------------------------------------
 # The detector.
 
 _detector_hashes = dict() # location => sha256
 
-def load_i3d(opts):
+def detector_of_run(opts):
     """(detector, its sha256): the TorchScript file named by $STYLESV_I3D, else the project's I3D port.
 
     Rank 0 goes first so that only it downloads; i3d.load_detector() keeps one per location and device.
@@ -290,18 +289,9 @@ def generate_video(G, z, c, t, frames_per_call=GENERATOR_FRAMES, **G_kwargs):
     videos_per_call = max(frames_per_call // chunk, 1)
     videos = []
     for v in range(0, z.shape[0], videos_per_call):
-        zv, cv, sv = z[v : v + videos_per_call], c[v : v + videos_per_call], motion_seeds[v : v + videos_per_call]
-        pieces = []
-        for f in range(0, t.numel(), chunk):
-            tv = t[f : f + chunk].to(z.device).unsqueeze(0).repeat([zv.shape[0], 1]) # [videos, chunk]
-            img = G(z=zv, c=cv, t=tv, motion_seeds=sv, **G_kwargs) # [videos * chunk, C, H, W], video-major
-            pieces.append(img.reshape([zv.shape[0], tv.shape[1], *img.shape[1:]]))
-        videos.append(torch.cat(pieces, dim=1))
+        part = slice(v, v + videos_per_call)
+        videos.append(torch.cat(list(video_io.render_video_chunks(G, z[part], c[part], t, motion_seeds[part], chunk, **G_kwargs)), dim=1))
     return torch.cat(videos)
-
-def quantize(frames):
-    """Generator output -> uint8, as fakes are stored and as the metrics of StyleGAN-V see them."""
-    return (frames * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 def generated_clip_stats(opts, detector, videos, frames, subsample):
     """(mean, covariance) of the features of `videos` generated clips, spread over the ranks."""
@@ -315,7 +305,7 @@ def generated_clip_stats(opts, detector, videos, frames, subsample):
         num = min(batch, -(-(videos - stats.num_items) // opts.num_gpus)) # Same on every rank: all_gather needs equal sizes.
         z = torch.randn([num, G.z_dim]).to(opts.device)
         with torch.no_grad():
-            clips = quantize(generate_video(G, z, next(c_iter)[:num], t, **opts.G_kwargs))
+            clips = video_io.to_uint8(generate_video(G, z, next(c_iter)[:num], t, **opts.G_kwargs))
             features = detector(to_detector_input(clips), **DETECTOR_KWARGS)
         stats.append_torch(features, num_gpus=opts.num_gpus, rank=opts.rank)
         progress.update(stats.num_items)

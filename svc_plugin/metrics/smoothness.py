@@ -2,7 +2,7 @@
 
 The motion code of frame t blends random key codes placed every d = G.motion_z_distance frames. Linear
 blending (StyleGAN-V) has a kink at every key frame, so the motion changes direction abruptly every d
-frames; the quadratic B-spline of StyleSV is C1 there (PAPER.md section 3.3). Both metrics below are
+frames; the quadratic B-spline of StyleSV is C1 there (Zhang et al., arXiv 2212.07413, B-spline based motion representation). Both metrics below are
 computed on generated videos from t = 0, and are near their no-jitter level for C1 motion:
 
 - `jerk_kf`, key-frame jerk of the motion embedding v(t) (motion_v of G.synthesis.motion_encoder; t is
@@ -29,6 +29,7 @@ import torch
 from metrics import metric_main
 from metrics import metric_utils
 from torch_utils import misc
+from svc_plugin import checkpoint
 from svc_plugin.metrics import fvd
 
 #----------------------------------------------------------------------------
@@ -105,7 +106,7 @@ def compute_key_frame_jitter(opts, num_videos=JITTER_VIDEOS, periods=JITTER_PERI
 #----------------------------------------------------------------------------
 
 def require_video_generator(G):
-    if not fvd.is_video_generator(G):
+    if not checkpoint.is_video_generator(G):
         raise ValueError('smoothness metrics need a video generator; this one has no motion encoder')
 
 @metric_main.register_metric
@@ -144,6 +145,6 @@ def with_motion_kind(G, kind):
 
 def motion_kind(G):
     """The motion blending ('bspline' or 'linear') of a video generator; None for an image generator."""
-    return G.synthesis.motion_encoder.kind if fvd.is_video_generator(G) else None
+    return G.synthesis.motion_encoder.kind if checkpoint.is_video_generator(G) else None
 
 #----------------------------------------------------------------------------
