@@ -14,7 +14,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for _path in (_root, os.path.join(_root, 'third_party', 'stylegan3')):
@@ -27,18 +26,9 @@ import gen_video
 from svc_plugin import video_io
 from svc_plugin.networks import VideoGenerator
 from training import networks_stylegan3
+from timing import timed
 
 #----------------------------------------------------------------------------
-
-def timed(fn, device):
-    """Seconds taken by fn()."""
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 def pipeline(G, num_frames, batch, path):
     """What gen_video.py does for one video, without the progress bar."""

@@ -11,7 +11,7 @@ Each part runs in a process of its own under a time budget, so a part that fails
   g_d         G inference, G fwd+bwd, D fwd+bwd, R1 and the training iteration they add up to, 256x256 StyleGAN3-T at
               the paper's width, batch 16, fp16 on the 4 highest resolutions, cudnn.benchmark on, TF32 off; CUDA-
               synchronised medians after a warm-up, beside NVIDIA's release (its compiled CUDA kernels) on one H200;
-              G again with upfirdn2d's tiled band products off, and with --profile G fwd+bwd's top CUDA kernels
+              with --profile G fwd+bwd's top CUDA kernels
   gen_video   frames/s of gen_video's chunked generator at 256x256 with the same generator, with H.264 writing when
               imageio-ffmpeg is installed
   i3d         FVD detector clips/s, 16-frame clips at 256x256 resized to 224x224
@@ -198,13 +198,13 @@ def device_of(torch):
 
 def median_ms(fn, device, reps):
     """Median milliseconds of fn() over reps calls, after one warm-up call."""
-    import bench_gen_video
+    from timing import timed
     fn()
-    return statistics.median(bench_gen_video.timed(fn, device) for _ in range(reps)) * 1e3
+    return statistics.median(timed(fn, device) for _ in range(reps)) * 1e3
 
 def part_g_d(rows, small, profile=False):
     import torch
-    from torch_utils.ops import conv2d_gradfix, upfirdn2d
+    from torch_utils.ops import conv2d_gradfix
     set_backends(torch)
     conv2d_gradfix.enabled = True
     device = device_of(torch)
@@ -235,11 +235,6 @@ def part_g_d(rows, small, profile=False):
         if device.type == 'cuda':
             peak = max(peak, torch.cuda.max_memory_allocated(device) / 2**30)
         report(rows, 'g_d', measure, ms[name], 'ms', None if small else NVIDIA_H200_MS[name], note=label)
-    # The same G with every FIR axis as one dense band product (upfirdn2d._tile_min_length = None).
-    tile_min_length, upfirdn2d._tile_min_length = upfirdn2d._tile_min_length, None
-    for fn, measure in [(g_inference, 'G inference, tiling off'), (g_fwd_bwd, 'G fwd+bwd, tiling off')]:
-        report(rows, 'g_d', measure, median_ms(fn, device, reps), 'ms', note=f'dense band matrices; above: tiles from {tile_min_length} samples' if device.type == 'cuda' else 'CPU: the plain path, no tiles')
-    upfirdn2d._tile_min_length = tile_min_length
     if profile and device.type == 'cuda':
         write_profile(os.path.join(os.path.dirname(rows), 'g_d_profile.txt'), g_fwd_bwd)
     iteration = ms['g_fwd_bwd'] + ms['g_inference'] + 2 * ms['d_fwd_bwd'] + ms['r1'] / 16
@@ -336,6 +331,7 @@ def part_gen_video(rows, small):
     from svc_plugin import video_io
     from svc_plugin.networks import VideoGenerator
     from training import networks_stylegan3
+    from timing import timed
     set_backends(torch)
     device = device_of(torch)
     common, G_kwargs, _batch = paper_config(small)
@@ -349,7 +345,7 @@ def part_gen_video(rows, small):
         for clips in gen_video.generate_frames(G, [(0, 0)], frames, batch=batch):
             video_io.to_uint8(clips).cpu()
     generate() # Warm-up (cuDNN autotuning).
-    seconds = bench_gen_video.timed(generate, device)
+    seconds = timed(generate, device)
     report(rows, 'gen_video', f'frames/s, generation + uint8, {res}x{res}', frames / seconds, 'frames/s', note=f'--batch={batch}, target >= 400')
     try:
         import imageio_ffmpeg # noqa: F401 (gen_video's mp4 writer needs it)
@@ -357,7 +353,7 @@ def part_gen_video(rows, small):
         report(rows, 'gen_video', 'frames/s with H.264 writing', None, note='not measured: imageio-ffmpeg is not installed')
         return
     path = os.path.join(os.path.dirname(rows), 'gen_video.mp4')
-    seconds = bench_gen_video.timed(lambda: bench_gen_video.pipeline(G, frames, batch, path), device)
+    seconds = timed(lambda: bench_gen_video.pipeline(G, frames, batch, path), device)
     report(rows, 'gen_video', f'frames/s with H.264 writing, {res}x{res}', frames / seconds, 'frames/s')
 
 def part_i3d(rows, small):

@@ -142,28 +142,6 @@ def test_cuda_formulation_matches_plain_composition_with_gradients(layer, slope,
     for a, r in zip(ours, ref):
         assert torch.allclose(a, r, rtol=1e-6, atol=1e-6) # 1e-6: the rank-1 split of a float32 filter
 
-@pytest.mark.parametrize('layer', list(_layers))
-def test_cuda_formulation_tiled_matches_plain_composition_with_gradients(layer, cuda_formulation, monkeypatch):
-    monkeypatch.setattr(upfirdn2d, '_tile_min_length', 1) # Every axis tiled, small tiles.
-    monkeypatch.setattr(upfirdn2d, '_tile_stride', 3)
-    size, up, down, up_taps, fd, padding = _layers[layer]
-    gen = torch.Generator().manual_seed(19)
-    x = torch.randn([2, 3, size, size + 1], dtype=torch.float64, generator=gen)
-    b = torch.randn([3], dtype=torch.float64, generator=gen)
-    kwargs = dict(fu=_lowpass(up_taps), fd=fd, up=up, down=down, padding=padding, gain=1.3, clamp=0.3)
-    ours = _values_and_gradients(filtered_lrelu.filtered_lrelu, x, b, **kwargs)
-    ref = _values_and_gradients(oracle_ops.filtered_lrelu_ref, x, b, **kwargs)
-    for a, r in zip(ours, ref):
-        assert a.shape == r.shape and torch.allclose(a, r, rtol=1e-6, atol=1e-6)
-    kwargs16 = dict(kwargs, clamp=8.0) # No sample near the clamp, where fp16 rounding flips the mask.
-    ours = _values_and_gradients(filtered_lrelu.filtered_lrelu, x.half(), b.half(), **kwargs16)
-    ref = _values_and_gradients(oracle_ops.filtered_lrelu_ref, x.half().double(), b.half().double(), **kwargs16)
-    for a, r in zip(ours, ref):
-        assert a.dtype == torch.float16 and torch.allclose(a.double(), r, atol=0.02 * r.abs().max().item(), rtol=0.02)
-    small = x[:1, :2].clone().requires_grad_(True)
-    fn = lambda x: filtered_lrelu.filtered_lrelu(x, **kwargs)
-    assert torch.autograd.gradgradcheck(fn, [small], fast_mode=True)
-
 def test_cuda_formulation_gradcheck_and_gradgradcheck_wrt_x_and_b(cuda_formulation):
     gen = torch.Generator().manual_seed(17)
     x = torch.randn([1, 2, 6, 7], dtype=torch.float64, generator=gen, requires_grad=True)

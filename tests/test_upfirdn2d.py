@@ -220,44 +220,6 @@ def test_cuda_formulation_matches_oracle_with_first_and_second_derivatives(name,
     assert torch.autograd.gradcheck(fn, [small], fast_mode=True)
     assert torch.autograd.gradgradcheck(fn, [small], fast_mode=True) # The backward is differentiable w.r.t. its input.
 
-@pytest.mark.parametrize('stride', [1, 3])
-@pytest.mark.parametrize('flip_filter', [False, True])
-@pytest.mark.parametrize('name,up,down,padding', _matmul_cases)
-def test_cuda_formulation_tiled_matches_oracle_with_first_and_second_derivatives(name, up, down, padding, flip_filter, stride, cuda_formulation, monkeypatch):
-    # Every axis tiled (threshold 1), tiles of a few samples: many tiles, padded and cropped ends.
-    monkeypatch.setattr(upfirdn2d, '_tile_min_length', 1)
-    monkeypatch.setattr(upfirdn2d, '_tile_stride', stride)
-    gen = torch.Generator().manual_seed(19)
-    f = _filters[name](gen)
-    kwargs = dict(up=up, down=down, padding=padding, flip_filter=flip_filter, gain=1.7)
-    for dtype, layout, tol in [(torch.float64, torch.contiguous_format, 1e-6), (torch.float16, torch.channels_last, 0.02)]:
-        x = torch.randn([2, 3, 19, 23], dtype=torch.float64, generator=gen)
-        x16 = x.to(dtype).contiguous(memory_format=layout).requires_grad_(True)
-        x64 = x16.detach().double().requires_grad_(True)
-        y, ref = upfirdn2d.upfirdn2d(x16, f, **kwargs), oracle_ops.upfirdn2d_ref(x64, f, **kwargs)
-        dy = torch.randn(ref.shape, dtype=torch.float64, generator=gen)
-        (dx,), (dx_ref,) = torch.autograd.grad(y, [x16], dy.to(dtype)), torch.autograd.grad(ref, [x64], dy)
-        scale = max(ref.abs().max().item(), dx_ref.abs().max().item(), 1)
-        assert y.dtype == dtype and y.shape == ref.shape and y.is_contiguous(memory_format=layout)
-        assert torch.allclose(y.double(), ref, rtol=tol, atol=tol * scale) and torch.allclose(dx.double(), dx_ref, rtol=tol, atol=tol * scale)
-    small = x.detach()[:1, :2, :13, :14].clone().requires_grad_(True)
-    fn = lambda x: upfirdn2d.upfirdn2d(x, f, **kwargs)
-    assert torch.autograd.gradcheck(fn, [small], fast_mode=True)
-    assert torch.autograd.gradgradcheck(fn, [small], fast_mode=True)
-
-def test_cuda_formulation_tiles_long_axes_only(cuda_formulation, monkeypatch):
-    # Tiled and dense products agree, and the threshold decides which axes tile (None: none).
-    monkeypatch.setattr(upfirdn2d, '_tile_stride', 8)
-    f = upfirdn2d.setup_filter(torch.hann_window(14)[1:-1])
-    x = torch.randn([1, 2, 24, 160], dtype=torch.float64)
-    results = {}
-    for threshold, tiled in [(None, {24: False, 160: False}), (128, {24: False, 160: True}), (1, {24: True, 160: True})]:
-        monkeypatch.setattr(upfirdn2d, '_tile_min_length', threshold)
-        results[threshold] = upfirdn2d.upsample2d(x, f)
-        passes = {k[2]: v for k, v in upfirdn2d._filter_cache(f).items() if k[0] == 'pass' and k[-2] == threshold}
-        assert {L_in: p.tiles is not None for L_in, p in passes.items()} == tiled
-    assert torch.allclose(results[1], results[None], atol=1e-12) and torch.allclose(results[128], results[None], atol=1e-12)
-
 @pytest.mark.parametrize('name,up,down,padding', [('sg2_4x4', 2, 1, [2, 1, 2, 1]), ('sep12', 1, 2, [5, 5, 5, 5]), ('sep24', 4, 1, [-6, -9, -6, -9])])
 def test_cuda_formulation_keeps_channels_last_and_half_precision(name, up, down, padding, cuda_formulation):
     gen = torch.Generator().manual_seed(14)

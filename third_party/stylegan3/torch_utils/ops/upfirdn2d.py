@@ -1,6 +1,5 @@
 """Upsample, FIR-filter and downsample 2-D images (StyleGAN2/3 resampling), polyphase in plain PyTorch."""
 
-import math
 import numbers
 import weakref
 import numpy as np
@@ -154,10 +153,9 @@ def _upfirdn2d_matmul(x, f, up, down, pad, flip_filter, gain):
     """_upfirdn2d() as one banded matrix product per axis (tensor cores, no depthwise convolution).
 
     Output sample j of an axis depends on input i through one tap, so the whole 1-D pass (zero insertion,
-    padding, FIR, decimation) is a product with a banded matrix built from the filter (_axis_pass);
-    long axes run it tile by tile (_tiled_pass). A 2-D filter of rank 1 is split into its two 1-D
-    factors; one of higher rank (StyleGAN3-R's radial filters) runs through the convolutions of
-    _upfirdn2d(). Keeps a channels-last layout without copies.
+    padding, FIR, decimation) is x @ M with a banded M [L_in, L_out] built from the filter (_band_matrix).
+    A 2-D filter of rank 1 is split into its two 1-D factors; one of higher rank (StyleGAN3-R's radial
+    filters) runs through the convolutions of _upfirdn2d(). Keeps a channels-last layout without copies.
     """
     if f is None and up == (1, 1) and down == (1, 1):
         return _upfirdn2d(x, f, up, down, pad, flip_filter, gain)
@@ -168,121 +166,45 @@ def _upfirdn2d_matmul(x, f, up, down, pad, flip_filter, gain):
         return _upfirdn2d(x, f, up, down, pad, flip_filter, gain)
     N, C, H, W = x.shape
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    py = _axis_pass(cache, 0, H, up[0], down[0], pad[:2], flip_filter, gain, x)
-    px = _axis_pass(cache, 1, W, up[1], down[1], pad[2:], flip_filter, gain, x)
-    Ho, Wo = py.L_out, px.L_out
+    my = _band_matrix(cache, 0, H, up[0], down[0], pad[:2], flip_filter, gain, x, transposed=True) # [Ho, H]
+    mx = _band_matrix(cache, 1, W, up[1], down[1], pad[2:], flip_filter, gain, x, transposed=channels_last)
+    Ho, Wo = my.shape[0], mx.shape[0 if channels_last else 1]
     # The last product writes straight into a fresh tensor in x's layout (a view of the product would
     # need a copy to become a tensor of its own, which callers may modify in place).
     y = torch.empty([N, C, Ho, Wo], dtype=x.dtype, device=x.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     if channels_last:
         t = x.permute(0, 2, 3, 1).reshape(N * H, W, C)             # [N*H, W, C], no copy
-        t = _pass_middle(t, px)                                     # [N*H, Wo, C]
-        _pass_middle(t.reshape(N, H, Wo * C), py, out=y.permute(0, 2, 3, 1).view(N, Ho, Wo * C))
+        t = _rows_product(mx, t)                                    # [N*H, Wo, C]
+        _rows_product(my, t.reshape(N, H, Wo * C), out=y.permute(0, 2, 3, 1).view(N, Ho, Wo * C))
     else:
-        t = _pass_last(x.reshape(N * C * H, W), px)                 # [N*C*H, Wo]
-        _pass_middle(t.reshape(N * C, H, Wo), py, out=y.view(N * C, Ho, Wo))
+        t = torch.matmul(x.reshape(N * C * H, W), mx)               # [N*C*H, Wo]
+        _rows_product(my, t.reshape(N * C, H, Wo), out=y.view(N * C, Ho, Wo))
     return y                                                        # [N, C, Ho, Wo]
 
 #----------------------------------------------------------------------------
 
-# Axes of at least this many input samples run as tiled band products (_tiled_pass); None: never.
-# A dense band matrix multiplies every input by every output, mostly zeros (L_in / (taps / up) times
-# the needed work, 46x for a 276-sample axis and 12 taps at up = 2). Tiles of T outputs need only a
-# window of win ~ (T * down + taps) / up inputs each, at the price of copying the overlapping windows
-# (win / stride times the input) and padding the input: fewer FLOPs for more memory traffic, a win
-# for long axes and wide filters, a loss for short ones. Off by default: on an H200 (256x256 StyleGAN3-T,
-# batch 16) tiles from 128 samples made G inference 82 ms instead of 69 and G fwd+bwd 223 instead of 173.
-_tile_min_length = None
+def _band_matrix(cache, axis, L_in, up, down, pad, flip_filter, gain, x, transposed):
+    """The banded matrix M [L_in, L_out] (or M^T if transposed) of one axis's 1-D pass, in x's dtype.
 
-# Input samples a tile advances by (its stride), roughly: windows overlap by taps / up, so a longer
-# stride copies less but multiplies more zeros.
-_tile_stride = 64
-
-class _AxisPass:
-    """How one axis's 1-D pass runs: a dense band matrix, or tiles sharing one band matrix."""
-
-    def __init__(self, matrix, matrix_t, L_out, tiles=None):
-        self.matrix, self.matrix_t, self.L_out, self.tiles = matrix, matrix_t, L_out, tiles
-
-def _axis_pass(cache, axis, L_in, up, down, pad, flip_filter, gain, x):
-    """The _AxisPass of one axis in x's dtype and device, built once and cached with the filter.
-
-    Built on the device by one gather from the filter: a call makes no host-device transfer.
+    Output j takes input i through tap t = i*up + pad0 - j*down of the correlation kernel (the filter
+    reversed unless flip_filter); other entries are zero. The vertical pass carries the gain. Built on
+    the device by one gather from the filter and cached with it: a call makes no host-device transfer.
     """
-    key = ('pass', axis, L_in, up, down, pad, flip_filter, gain if axis == 0 else 1, x.dtype, x.device, _tile_min_length, _tile_stride)
+    key = (axis, L_in, up, down, pad, flip_filter, gain if axis == 0 else 1, x.dtype, x.device, transposed)
     if key not in cache:
         f1 = cache['factors'][axis]
         k = f1.numel()
         L_out = max((L_in * up + pad[0] + pad[1] - k) // down + 1, 0)
-        taps = F.pad(f1.to(x.device, torch.float64) * (gain if axis == 0 else 1), [0, 1]) # [k + 1], k: an appended zero
-        band = lambda i, j: taps[_band_index(i, j, up, down, pad[0], k, flip_filter).to(x.device)].to(x.dtype)
-        tiles = _tile_plan(L_in, L_out, up, down, pad[0], k)
-        if tiles is None:
-            m = band(torch.arange(L_in), torch.arange(L_out))       # [L_in, L_out]
-        else:
-            start, stride, win, T, n = tiles
-            m = band(torch.arange(start, start + win), torch.arange(T)) # [win, T], the same for every tile
-        cache[key] = _AxisPass(m, m.t().contiguous(), L_out, tiles)
+        t = torch.arange(L_in)[:, None] * up + pad[0] - torch.arange(L_out)[None, :] * down # [L_in, L_out]
+        index = torch.where((t >= 0) & (t < k), t if flip_filter else k - 1 - t, torch.full_like(t, k)) # k: an appended zero
+        index = index.t().contiguous() if transposed else index
+        taps = F.pad(f1.to(x.device, torch.float64) * (gain if axis == 0 else 1), [0, 1])
+        cache[key] = taps[index.to(x.device)].to(x.dtype)
     return cache[key]
 
-def _band_index(i, j, up, down, pad0, k, flip_filter):
-    """Index into the filter (k: zero) of the band matrix entry for input i [I] and output j [J]: [I, J].
-
-    Output j takes input i through tap t = i*up + pad0 - j*down of the correlation kernel (the filter
-    reversed unless flip_filter).
-    """
-    t = i[:, None] * up + pad0 - j[None, :] * down
-    return torch.where((t >= 0) & (t < k), t if flip_filter else k - 1 - t, torch.full_like(t, k))
-
-def _tile_plan(L_in, L_out, up, down, pad0, k):
-    """(first input, stride, window, T, tiles) of a tiled pass, or None where the dense matrix is used.
-
-    T outputs advance by T*down/up inputs, an integer, so every tile's band matrix is the same. T is
-    picked near _tile_stride inputs, preferring one that divides L_out (no crop of the last tile).
-    """
-    if _tile_min_length is None or L_in < _tile_min_length or L_out == 0:
-        return None
-    g = math.gcd(up, down)
-    T0, s0 = up // g, down // g # Smallest tile: T0 outputs per s0 inputs.
-    r0 = max(1, round(_tile_stride / s0))
-    candidates = [r for r in range(max(1, r0 // 2), 2 * r0 + 1) if L_out % (r * T0) == 0]
-    r = min(candidates, key=lambda r: abs(r - r0)) if candidates else r0
-    T, stride = r * T0, r * s0
-    start = -(pad0 // up)                                   # First input of tile 0: ceil(-pad0 / up).
-    win = ((T - 1) * down - pad0 + k - 1) // up - start + 1 # Through the last input of tile 0's last output.
-    n = -(-L_out // T)
-    if n < 2:
-        return None
-    return start, stride, win, T, n
-
-def _pass_last(t, p):
-    """The 1-D pass p along the last, contiguous axis: [B, L_in] -> [B, L_out]."""
-    if p.tiles is None:
-        return torch.matmul(t, p.matrix)
-    w = _windows(t, 1, p.tiles)                             # [B, n, win]
-    y = torch.matmul(w, p.matrix).flatten(1)                # [B, n*T]
-    return y if y.shape[1] == p.L_out else y[:, :p.L_out]
-
-def _pass_middle(t, p, out=None):
-    """The 1-D pass p along the middle axis of t [B, L_in, R] (rows of R): -> [B, L_out, R]."""
-    B, _, R = t.shape
-    if p.tiles is None:
-        return torch.bmm(p.matrix_t.expand(B, -1, -1), t, out=out) # bmm: a fresh [B, L_out, R] (matmul may return a transposed view)
-    _, _, win, T, n = p.tiles
-    w = _windows(t, 1, p.tiles).transpose(2, 3)             # [B, n, win, R], a view
-    y = torch.matmul(p.matrix_t, w).reshape(B, n * T, R)    # [B, n*T, R]
-    y = y if n * T == p.L_out else y[:, :p.L_out]
-    return y if out is None else out.copy_(y)
-
-def _windows(t, dim, tiles):
-    """Overlapping input windows of the tiles along dim, zero-padded at the ends: [..., n, ..., win] (a view of a padded copy)."""
-    start, stride, win, T, n = tiles
-    L_in = t.shape[dim]
-    lo, hi = -start, start + (n - 1) * stride + win - L_in  # Zeros before and after (negative: crop).
-    if lo != 0 or hi != 0:
-        pad = [0, 0] * (t.ndim - 1 - dim) + [lo, hi]
-        t = F.pad(t, pad)
-    return t.unfold(dim, win, stride)
+def _rows_product(m, t, out=None):
+    """m [L_out, L_in] times each [L_in, R] of t [B, L_in, R]: a fresh [B, L_out, R] (bmm; matmul may return a transposed view)."""
+    return torch.bmm(m.expand(t.shape[0], -1, -1), t, out=out)
 
 #----------------------------------------------------------------------------
 
