@@ -231,10 +231,10 @@ def test_cuda_rng_states_survive_a_weights_only_round_trip(tmp_path, monkeypatch
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: len(devices))
     monkeypatch.setattr(torch.cuda, 'get_rng_state_all', lambda: [device.get_state() for device in devices])
     monkeypatch.setattr(torch.cuda, 'set_rng_state_all', lambda states: [device.set_state(state) for device, state in zip(devices, states)])
-    rnd = training_loop_ext.seed_everything(123)
-    torch.save(training_loop_ext.capture_rng(rnd), tmp_path / 'rng.pt')
+    rnd = training_state.seed_everything(123)
+    torch.save(training_state.capture_rng(rnd), tmp_path / 'rng.pt')
     expected = [torch.rand([3], generator=device) for device in devices]
-    training_loop_ext.restore_rng(torch.load(tmp_path / 'rng.pt', weights_only=True), rnd)
+    training_state.restore_rng(torch.load(tmp_path / 'rng.pt', weights_only=True), rnd)
     assert all(torch.equal(torch.rand([3], generator=device), draw) for device, draw in zip(devices, expected))
 
 def test_failed_write_leaves_neither_a_final_nor_a_temporary_file(tmp_path):
