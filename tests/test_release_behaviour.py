@@ -48,3 +48,23 @@ def test_frame_fid_gives_release_metric_utils_the_local_inception(monkeypatch, t
     assert urls == [local, local]
 
 #----------------------------------------------------------------------------
+
+class OpenAtConstruction(torch.utils.data.Dataset):
+    """Holds an open handle from its constructor, as the release's ImageFolderDataset holds its zip."""
+    def __init__(self):
+        self.handle = 'opened by the parent'
+    def close(self):
+        self.handle = None
+    def __len__(self):
+        return 2
+    def __getitem__(self, idx):
+        return torch.tensor(self.handle is None)
+
+def test_frame_fid_real_loader_gives_each_worker_its_own_files():
+    """Workers must not read through the handle inherited from the parent (concurrent reads of one zip: 'Bad CRC-32')."""
+    kwargs = frame_fid.real_loader_kwargs(metric_utils.MetricOptions(device=torch.device('cpu')))
+    kwargs.update(num_workers=1)
+    loader = torch.utils.data.DataLoader(OpenAtConstruction(), batch_size=2, **kwargs)
+    assert next(iter(loader)).all()
+
+#----------------------------------------------------------------------------

@@ -98,13 +98,26 @@ def inception_location():
     """
     return os.environ.get(INCEPTION_ENV) or INCEPTION_URL
 
+def close_inherited_files(_worker_id):
+    """DataLoader worker_init_fn: drop the zip handle that a forked worker inherits from the dataset's constructor.
+
+    NVIDIA's ImageFolderDataset opens the zip to read its first image and keeps it open; forked workers then
+    share one file offset and their concurrent reads fail ('Bad CRC-32'). After close() each reopens its own.
+    """
+    torch.utils.data.get_worker_info().dataset.close()
+
+def real_loader_kwargs(opts):
+    """DataLoader options for the real frames: metric_utils' defaults, with a zip handle per worker."""
+    return dict(pin_memory=(opts.device.type == 'cuda'), num_workers=min(3, os.cpu_count() or 1), prefetch_factor=2,
+        worker_init_fn=close_inherited_files)
+
 def compute_frame_fid(opts, num_gen):
     """FID of all real frames against num_gen generated frames (NaN on ranks other than 0)."""
     opts = frame_options(opts)
     detector_kwargs = dict(return_features=True) # 2048-d pool features.
     detector_url = inception_location()
     mu_real, sigma_real = metric_utils.compute_feature_stats_for_dataset(opts=opts, detector_url=detector_url,
-        detector_kwargs=detector_kwargs, rel_lo=0, rel_hi=0, capture_mean_cov=True, max_items=None).get_mean_cov()
+        detector_kwargs=detector_kwargs, rel_lo=0, rel_hi=0, data_loader_kwargs=real_loader_kwargs(opts), capture_mean_cov=True, max_items=None).get_mean_cov()
     mu_gen, sigma_gen = metric_utils.compute_feature_stats_for_generator(opts=opts, detector_url=detector_url,
         detector_kwargs=detector_kwargs, rel_lo=0, rel_hi=1, capture_mean_cov=True, max_items=num_gen).get_mean_cov()
     if opts.rank != 0:
