@@ -12,6 +12,7 @@ upstream metric computes, with the same detector, cache and statistics.
 """
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from svc_plugin.metrics import fvd
 #----------------------------------------------------------------------------
 
 INCEPTION_URL       = 'https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/metrics/inception-2015-12-05.pkl'
+INCEPTION_ENV       = 'STYLESV_INCEPTION' # A local detector file (or another URL) to use instead of INCEPTION_URL.
 FRAMES_PER_VIDEO    = 16    # Generated frames t = 0..15 of each video (StyleGAN-V: 3,125 videos for 50k frames).
 
 #----------------------------------------------------------------------------
@@ -88,13 +90,35 @@ def frame_options(opts):
     opts.dataset_kwargs.update(max_size=None, xflip=False)
     return opts
 
+def inception_location():
+    """The detector to load: $STYLESV_INCEPTION if set, else INCEPTION_URL.
+
+    Resolved here rather than left to the upstream layer: NVIDIA's metric_utils loads whatever detector_url
+    it is given, so without this a local detector would be ignored and the published one downloaded.
+    """
+    return os.environ.get(INCEPTION_ENV) or INCEPTION_URL
+
+def close_inherited_files(_worker_id):
+    """DataLoader worker_init_fn: drop the zip handle that a forked worker inherits from the dataset's constructor.
+
+    NVIDIA's ImageFolderDataset opens the zip to read its first image and keeps it open; forked workers then
+    share one file offset and their concurrent reads fail ('Bad CRC-32'). After close() each reopens its own.
+    """
+    torch.utils.data.get_worker_info().dataset.close()
+
+def real_loader_kwargs(opts):
+    """DataLoader options for the real frames: metric_utils' defaults, with a zip handle per worker."""
+    return dict(pin_memory=(opts.device.type == 'cuda'), num_workers=min(3, os.cpu_count() or 1), prefetch_factor=2,
+        worker_init_fn=close_inherited_files)
+
 def compute_frame_fid(opts, num_gen):
     """FID of all real frames against num_gen generated frames (NaN on ranks other than 0)."""
     opts = frame_options(opts)
     detector_kwargs = dict(return_features=True) # 2048-d pool features.
-    mu_real, sigma_real = metric_utils.compute_feature_stats_for_dataset(opts=opts, detector_url=INCEPTION_URL,
-        detector_kwargs=detector_kwargs, rel_lo=0, rel_hi=0, capture_mean_cov=True, max_items=None).get_mean_cov()
-    mu_gen, sigma_gen = metric_utils.compute_feature_stats_for_generator(opts=opts, detector_url=INCEPTION_URL,
+    detector_url = inception_location()
+    mu_real, sigma_real = metric_utils.compute_feature_stats_for_dataset(opts=opts, detector_url=detector_url,
+        detector_kwargs=detector_kwargs, rel_lo=0, rel_hi=0, data_loader_kwargs=real_loader_kwargs(opts), capture_mean_cov=True, max_items=None).get_mean_cov()
+    mu_gen, sigma_gen = metric_utils.compute_feature_stats_for_generator(opts=opts, detector_url=detector_url,
         detector_kwargs=detector_kwargs, rel_lo=0, rel_hi=1, capture_mean_cov=True, max_items=num_gen).get_mean_cov()
     if opts.rank != 0:
         return float('nan')
@@ -106,8 +130,7 @@ def fid50k_full(opts):
 
 def describe_protocol(num_gen=50000):
     """Every setting that determines the value of fid50k_full, for the record written beside the result."""
-    resolve = getattr(metric_utils, 'resolve_detector_url', lambda url: url) # This project's local-detector override.
-    location = resolve(INCEPTION_URL)
+    location = inception_location()
     return dict(
         real_images         = 'every frame of every video (ImageFolderDataset over the dataset path), no x-flip',
         generated_images    = f'{math.ceil(num_gen / FRAMES_PER_VIDEO)} videos x {FRAMES_PER_VIDEO} frames (t = 0..{FRAMES_PER_VIDEO - 1}), '
