@@ -24,6 +24,7 @@ from metrics import metric_utils
 from svc_plugin import checkpoint
 from svc_plugin import distributed
 from svc_plugin import fileio
+from svc_plugin.metrics import frame_fid
 from svc_plugin.metrics import fvd
 from svc_plugin.metrics import i3d
 from svc_plugin.metrics import smoothness
@@ -66,7 +67,7 @@ def dataset_kwargs_for(data, training_set_kwargs, G):
 
 def set_detectors(i3d_path, inception_path):
     """Local detector files, through the environment so that spawned processes see them too."""
-    for flag, path, env in [('--i3d', i3d_path, fvd.I3D_ENV), ('--inception', inception_path, 'STYLESV_INCEPTION')]:
+    for flag, path, env in [('--i3d', i3d_path, fvd.I3D_ENV), ('--inception', inception_path, frame_fid.INCEPTION_ENV)]:
         if path is not None:
             if not dnnlib.util.is_url(path) and not os.path.isfile(path):
                 raise click.ClickException(f'{flag} must name a detector file or URL: {path}')
