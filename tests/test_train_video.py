@@ -1,6 +1,7 @@
 """Tests of train_video.py: both stages on CPU, resume from NVIDIA-format image pickles, SIGKILL + --resume=latest,
 torchrun with gloo, the defaults as typed, and one-line errors for bad options."""
 
+import concurrent.futures
 import glob
 import io
 import json
@@ -28,6 +29,7 @@ from svc_plugin.discriminator import VideoDiscriminator
 from svc_plugin.metrics import fvd, i3d
 from svc_plugin.networks import VideoGenerator
 from tests import video_metric_fixtures
+from tests.test_reliability import TRAIN_DRIVER
 from training import networks_stylegan2
 from training import networks_stylegan3
 
@@ -49,14 +51,18 @@ def train(*args, outdir, env=None):
 def run_dirs(outdir):
     return sorted(glob.glob(os.path.join(str(outdir), '0*')))
 
-def final_state(run_dir):
-    return torch.load(os.path.join(run_dir, 'training-state-000000.pt'), weights_only=True)
-
 @pytest.fixture(scope='module')
 def data_zip(tmp_path_factory):
     """Four 16-frame demo videos at 32x32."""
     path = str(tmp_path_factory.mktemp('data') / 'demo.zip')
     dataset_tool.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
+    return path
+
+@pytest.fixture(scope='module')
+def data16_zip(tmp_path_factory):
+    """Four 16-frame demo videos at 16x16."""
+    path = str(tmp_path_factory.mktemp('data16') / 'demo.zip')
+    dataset_tool.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=16)
     return path
 
 @pytest.fixture(scope='module')
@@ -141,15 +147,17 @@ def assert_continued_exactly(resumed_run, uninterrupted_run, saved_nimg, end_nim
     """The resumed run restored the killed run's state and ends where the uninterrupted run ends: the same counters,
     Adam moments and augment p, and the same G, D and G_ema weights, tensor for tensor."""
     log = open(os.path.join(resumed_run, 'log.txt')).read()
-    assert 'network-snapshot-000000.pkl' in log and f'Restored the training state: kimg {saved_nimg / 1000:.3f}' in log
-    resumed, uninterrupted = final_state(resumed_run), final_state(uninterrupted_run)
+    assert os.path.basename(runs.snapshot_pkl_path('', saved_nimg)) in log and f'Restored the training state: kimg {saved_nimg / 1000:.3f}' in log
+    resumed_pkl, uninterrupted_pkl = runs.snapshot_pkl_path(resumed_run, end_nimg), runs.snapshot_pkl_path(uninterrupted_run, end_nimg)
+    resumed, uninterrupted = runs.load_training_state(resumed_pkl), runs.load_training_state(uninterrupted_pkl)
+    assert resumed is not None and uninterrupted is not None, f'{os.path.basename(resumed_pkl)} with its training state in both runs'
     assert resumed['cur_nimg'] == uninterrupted['cur_nimg'] == end_nimg and resumed['batch_idx'] == uninterrupted['batch_idx']
     for net in ['G', 'D']:
         a, b = resumed['optimizers'][net]['state'], uninterrupted['optimizers'][net]['state']
         assert a.keys() == b.keys()
         assert all(torch.equal(a[i][key], b[i][key]) for i in a for key in ['step', 'exp_avg', 'exp_avg_sq'])
     assert resumed['augment_p'] == uninterrupted['augment_p']
-    with open(os.path.join(resumed_run, 'network-snapshot-000000.pkl'), 'rb') as f, open(os.path.join(uninterrupted_run, 'network-snapshot-000000.pkl'), 'rb') as g:
+    with open(resumed_pkl, 'rb') as f, open(uninterrupted_pkl, 'rb') as g:
         a, b = pickle.load(f), pickle.load(g)
     for net in ['G', 'D', 'G_ema']:
         x, y = a[net].state_dict(), b[net].state_dict()
@@ -170,6 +178,48 @@ def test_video_stage_sigkill_then_resume_latest_continues_exactly(tmp_path, imag
     assert saved_nimg < 36
     train(f'--data={data_zip}', *VIDEO_STAGE, '--resume=latest', outdir=tmp_path / 'killed')
     assert_continued_exactly(run_dirs(tmp_path / 'killed')[1], run_dirs(tmp_path / 'uninterrupted')[0], saved_nimg, end_nimg=36)
+
+# Steps of 64 frames, then of 64 clips x 3 frames (1 kimg is the least --stage=both allows the video stage), a tick each:
+# snapshots (--snap=1) at kimg 0.064 and 0.128 (the image stage's), 1.088 and 1.280 (the video stage's, none before kimg 1).
+BOTH_STAGES = ['--cfg=stylegan3-t', '--stage=both', '--image-kimg=0.128', '--kimg=1', '--tick=0.19', '--snap=1', '--cbase=512', '--cmax=8',
+    '--batch=64', '--workers=0', '--metrics=none', '--grid=1x1']
+
+def killed_at_snapshot(n, args, outdir):
+    """Run train_video.py until it is SIGKILLed while writing its n-th snapshot (TRAIN_DRIVER); returns the training
+    state that --resume=latest will restore."""
+    killed = subprocess.run([sys.executable, '-c', TRAIN_DRIVER, *args, f'--outdir={outdir}'], cwd=ROOT_DIR, env=dict(RUN_ENV, KILL_AT_SNAPSHOT=str(n)),
+        capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    return runs.load_training_state(runs.find_latest_snapshot(str(outdir)))
+
+@pytest.fixture(scope='module')
+def both_stages(tmp_path_factory, data16_zip):
+    """--stage=both uninterrupted, and killed while writing its 2nd snapshot (the image stage's last) or its 4th (the
+    video stage's last), then resumed with --resume=latest: three chains of runs at once, on two cores."""
+    outdirs = {name: tmp_path_factory.mktemp(name) for name in ['uninterrupted', 'killed_in_image', 'killed_in_video']}
+    def killed_then_resumed(n, outdir):
+        state = killed_at_snapshot(n, [f'--data={data16_zip}', *BOTH_STAGES], outdir)
+        train(f'--data={data16_zip}', *BOTH_STAGES, '--resume=latest', outdir=outdir)
+        return state
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        uninterrupted = pool.submit(train, f'--data={data16_zip}', *BOTH_STAGES, outdir=outdirs['uninterrupted'])
+        killed = dict(image=pool.submit(killed_then_resumed, 2, outdirs['killed_in_image']), video=pool.submit(killed_then_resumed, 4, outdirs['killed_in_video']))
+        uninterrupted.result()
+        saved = {stage: future.result() for stage, future in killed.items()}
+    return dnnlib.EasyDict(uninterrupted=run_dirs(outdirs['uninterrupted'])[0], saved=saved,
+        resumed=dict(image=run_dirs(outdirs['killed_in_image'])[1], video=run_dirs(outdirs['killed_in_video'])[1]))
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='TRAIN_DRIVER reads /proc/self/fd')
+def test_both_stages_killed_in_the_image_stage_resume_it_then_hand_over_to_video_as_uninterrupted(both_stages):
+    saved = both_stages.saved['image']
+    assert saved['generator'] == 'Generator' and saved['cur_nimg'] == 64 # Killed mid image stage.
+    assert_continued_exactly(both_stages.resumed['image'], both_stages.uninterrupted, saved['cur_nimg'], end_nimg=1280)
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='TRAIN_DRIVER reads /proc/self/fd')
+def test_both_stages_killed_in_the_video_stage_resume_it_as_uninterrupted(both_stages):
+    saved = both_stages.saved['video']
+    assert saved['generator'] == 'VideoGenerator' and saved['cur_nimg'] == 1088 # Killed writing the video stage's last snapshot.
+    assert_continued_exactly(both_stages.resumed['video'], both_stages.uninterrupted, saved['cur_nimg'], end_nimg=1280)
 
 def test_torchrun_two_gloo_processes_keep_the_weights_identical_and_write_one_snapshot(tmp_path, data_zip):
     result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'train_video.py',
