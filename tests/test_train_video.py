@@ -37,14 +37,16 @@ ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_ENV = dict(os.environ, OMP_NUM_THREADS='1') # Several processes share two cores: no thread oversubscription.
 SMALL = ['--cbase=1024', '--cmax=32', '--batch=4', '--workers=0', '--metrics=none', '--grid=2x1', '--snap=1']
 IMAGE_STAGE = ['--cfg=stylegan3-t', '--stage=image', '--kimg=0.02', '--tick=0.008', *SMALL] # Steps of 4 frames: ticks end at 4, 12, 20.
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2']
 
 #----------------------------------------------------------------------------
 # Runs shared by several tests.
 
-def train(*args, outdir, env=None):
-    """Run train_video.py in a fresh process (with `env` added to the environment); returns the CompletedProcess."""
-    result = subprocess.run([sys.executable, 'train_video.py', *args, f'--outdir={outdir}'], cwd=ROOT_DIR, env=dict(RUN_ENV, **(env or {})),
-        capture_output=True, text=True, timeout=600)
+def train(*args, outdir, env=None, torchrun=False):
+    """Run train_video.py in a fresh process, or two under torchrun (with `env` added to the environment); returns the
+    CompletedProcess."""
+    result = subprocess.run([*(TORCHRUN if torchrun else [sys.executable]), 'train_video.py', *args, f'--outdir={outdir}'], cwd=ROOT_DIR,
+        env=dict(RUN_ENV, **(env or {})), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -184,12 +186,15 @@ def test_video_stage_sigkill_then_resume_latest_continues_exactly(tmp_path, imag
 BOTH_STAGES = ['--cfg=stylegan3-t', '--stage=both', '--image-kimg=0.128', '--kimg=1', '--tick=0.19', '--snap=1', '--cbase=512', '--cmax=8',
     '--batch=64', '--workers=0', '--metrics=none', '--grid=1x1']
 
-def killed_at_snapshot(n, args, outdir):
-    """Run train_video.py until it is SIGKILLed while writing its n-th snapshot (TRAIN_DRIVER); returns the training
-    state that --resume=latest will restore."""
-    killed = subprocess.run([sys.executable, '-c', TRAIN_DRIVER, *args, f'--outdir={outdir}'], cwd=ROOT_DIR, env=dict(RUN_ENV, KILL_AT_SNAPSHOT=str(n)),
-        capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+def killed_at_snapshot(n, args, outdir, torchrun=False):
+    """Run train_video.py (two processes under torchrun) until rank 0 is SIGKILLed while writing its n-th snapshot
+    (TRAIN_DRIVER); returns the training state that --resume=latest will restore."""
+    killed = subprocess.run([*(TORCHRUN + ['--no-python'] if torchrun else []), sys.executable, '-c', TRAIN_DRIVER, *args, f'--outdir={outdir}'],
+        cwd=ROOT_DIR, env=dict(RUN_ENV, KILL_AT_SNAPSHOT=str(n)), capture_output=True, text=True, timeout=600)
+    if torchrun: # torchrun ends the other process and fails.
+        assert killed.returncode == 1 and 'Signal 9 (SIGKILL) received' in killed.stderr, killed.stderr[-3000:]
+    else:
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     return runs.load_training_state(runs.find_latest_snapshot(str(outdir)))
 
 @pytest.fixture(scope='module')
@@ -222,16 +227,33 @@ def test_both_stages_killed_in_the_video_stage_resume_it_as_uninterrupted(both_s
     assert_continued_exactly(both_stages.resumed['video'], both_stages.uninterrupted, saved['cur_nimg'], end_nimg=1280)
 
 def test_torchrun_two_gloo_processes_keep_the_weights_identical_and_write_one_snapshot(tmp_path, data_zip):
-    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'train_video.py',
-        f'--data={data_zip}', '--cfg=stylegan3-t', '--stage=image', '--gpus=2', '--kimg=0.016', '--tick=0.008',
-        *[arg for arg in SMALL if arg != '--snap=1'], '--snap=100', '--mbstd-group=2', f'--outdir={tmp_path}'], # 2 clips per process.
-        cwd=ROOT_DIR, env=RUN_ENV, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    train(f'--data={data_zip}', '--cfg=stylegan3-t', '--stage=image', '--gpus=2', '--kimg=0.016', '--tick=0.008',
+        *[arg for arg in SMALL if arg != '--snap=1'], '--snap=100', '--mbstd-group=2', outdir=tmp_path, torchrun=True) # 2 clips per process.
     [run_dir] = run_dirs(tmp_path) # One run directory for the job ...
     assert sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-')) == ['network-snapshot-000000.pkl'] # ... one snapshot,
     log = open(os.path.join(run_dir, 'log.txt')).read()
     assert 'Weights checked: all 2 processes hold the same G, D, G_ema and augment pipe.' in log # ... compared across ranks.
     assert len(runs.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['rng']) == 2
+
+# A video stage from scratch in two processes: 2 clips x 3 frames each per step, a tick and a snapshot each step.
+TWO_PROCESSES = ['--cfg=stylegan3-t', '--stage=video', '--gpus=2', '--kimg=0.036', '--tick=0.012', '--snap=1', '--cbase=512', '--cmax=8',
+    '--batch=4', '--mbstd-group=2', '--workers=0', '--metrics=none', '--grid=1x1']
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='TRAIN_DRIVER reads /proc/self/fd')
+def test_two_gloo_processes_killed_then_resume_latest_continue_exactly(tmp_path, data16_zip):
+    """Each rank's own clip sampler position, random streams and running averages (w_avg, magnitude_ema: a snapshot
+    holds rank 0's), restored in each process."""
+    args = [f'--data={data16_zip}', *TWO_PROCESSES]
+    def killed_then_resumed():
+        state = killed_at_snapshot(2, args, tmp_path / 'killed', torchrun=True)
+        train(*args, '--resume=latest', outdir=tmp_path / 'killed', torchrun=True)
+        return state
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        uninterrupted = pool.submit(train, *args, outdir=tmp_path / 'uninterrupted', torchrun=True)
+        saved = pool.submit(killed_then_resumed).result()
+        uninterrupted.result()
+    assert saved['cur_nimg'] == 12 and len(saved['rng']) == len(saved['running_averages']) == 2
+    assert_continued_exactly(run_dirs(tmp_path / 'killed')[1], run_dirs(tmp_path / 'uninterrupted')[0], saved['cur_nimg'], end_nimg=36)
 
 #----------------------------------------------------------------------------
 # Options: defaults as typed, the demo data, and bad input.
