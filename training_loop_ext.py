@@ -40,8 +40,6 @@ try:
 except ImportError:
     resource = None
 
-RUNNING_AVERAGES = r'.*\.[^.]+_(avg|ema)' # Buffers (w_avg, magnitude_ema) that each rank updates from its own data.
-
 #----------------------------------------------------------------------------
 
 class TrainingStopped(Exception):
@@ -295,7 +293,7 @@ def snapshot_dict(G, D, G_ema, augment_pipe, training_set_kwargs, fps, num_gpus)
     for name, module in dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe).items():
         if module is not None:
             if distributed.is_multiprocess(num_gpus):
-                misc.check_ddp_consistency(module, ignore_regex=RUNNING_AVERAGES)
+                misc.check_ddp_consistency(module, ignore_regex=training_state.RUNNING_AVERAGES)
             module = copy.deepcopy(module).cpu().requires_grad_(False).eval()
         data[name] = module
     if distributed.is_multiprocess(num_gpus) and torch.distributed.get_rank() == 0:

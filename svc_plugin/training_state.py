@@ -1,19 +1,22 @@
 """Training state: everything besides the networks that a resumed run needs to continue as if never stopped.
 
 Counters, optimizer moments, loss state, augmentation probability and ADA's pending signs, every rank's random
-streams, the best metric so far and the ramp-ups; saved beside each snapshot as tensors and plain values, so that
-torch.load(weights_only=True) reads it back (svc_plugin.runs pairs it with its snapshot).
+streams and running averages, the best metric so far and the ramp-ups; saved beside each snapshot as tensors and plain
+values, so that torch.load(weights_only=True) reads it back (svc_plugin.runs pairs it with its snapshot).
 """
 
 import dataclasses
 import hashlib
 import random
+import re
 
 import numpy as np
 import torch
 
 from svc_plugin import distributed
 from svc_plugin import runs
+
+RUNNING_AVERAGES = r'.*\.[^.]+_(avg|ema)' # Buffers (w_avg, magnitude_ema) that each rank updates from its own data.
 
 #----------------------------------------------------------------------------
 
@@ -71,13 +74,26 @@ def restore_rng(saved, rnd):
     rnd.set_state(numpy_state(saved['loop']))
     random.setstate((saved['python']['version'], tuple(saved['python']['internal']), saved['python']['gauss']))
 
-def gather_rng(rnd, num_gpus):
-    """Every rank's RNG states, in rank order (the same list on every rank)."""
-    states = [capture_rng(rnd)]
+def gather_per_rank(value, num_gpus):
+    """Every rank's `value`, in rank order (the same list on every rank)."""
+    values = [value]
     if distributed.is_multiprocess(num_gpus):
-        states = [None] * num_gpus
-        torch.distributed.all_gather_object(states, capture_rng(rnd))
-    return states
+        values = [None] * num_gpus
+        torch.distributed.all_gather_object(values, value)
+    return values
+
+#----------------------------------------------------------------------------
+# Running averages: a snapshot holds rank 0's, which every rank takes on resume (broadcast_from_rank0).
+
+def capture_running_averages(G):
+    return {name: value.detach().cpu().clone() for name, value in G.named_buffers() if re.fullmatch(RUNNING_AVERAGES, name)}
+
+def restore_running_averages(saved, modules):
+    """This rank's own running averages, into G and G_ema (whose buffers are G's, copied at every step)."""
+    for module in modules:
+        for name, value in module.named_buffers():
+            if name in saved:
+                value.copy_(saved[name])
 
 #----------------------------------------------------------------------------
 # The state as saved, and put back.
@@ -90,13 +106,14 @@ def capture(progress, trainer, num_gpus, snapshot_bytes):
         loss_state={name: value.detach().cpu() for name, value in vars(trainer.loss).items() if isinstance(value, torch.Tensor)}, # pl_mean, ...
         augment_p=float(trainer.augment_pipe.p) if trainer.augment_pipe is not None else None,
         ada_pending=list(trainer.ada.pending) if trainer.ada is not None else None,
-        rng=gather_rng(trainer.rnd, num_gpus), best=dict(progress.best),
+        rng=gather_per_rank(capture_rng(trainer.rnd), num_gpus), running_averages=gather_per_rank(capture_running_averages(trainer.G), num_gpus),
+        best=dict(progress.best),
         ema_rampup=progress.ema_rampup, blur_init_sigma=getattr(trainer.loss, 'blur_init_sigma', None))
 
 def restore(state, progress, trainer, num_gpus, rank, run_dir):
     """Put a saved state back: counters (into `progress`; the next tick follows the saved one), optimizer moments,
-    loss state, augment p and ADA's pending signs, this rank's random streams, the best metric so far, and the ramp-ups
-    of the run that saved it (a resumed run would otherwise drop them, as upstream's resume does)."""
+    loss state, augment p and ADA's pending signs, this rank's random streams and running averages, the best metric so
+    far, and the ramp-ups of the run that saved it (a resumed run would otherwise drop them, as upstream's resume does)."""
     progress.stage_start_nimg, progress.cur_nimg = state['stage_start_nimg'], state['cur_nimg']
     progress.cur_tick, progress.batch_idx = state['cur_tick'] + 1, state['batch_idx']
     progress.ema_rampup = state.get('ema_rampup', progress.ema_rampup)
@@ -116,6 +133,7 @@ def restore(state, progress, trainer, num_gpus, rank, run_dir):
             runs.keep_best_copy(progress.best, run_dir)
     if len(state['rng']) == num_gpus:
         restore_rng(state['rng'][rank], trainer.rnd)
+        restore_running_averages(state.get('running_averages', [{}] * num_gpus)[rank], [trainer.G, trainer.G_ema])
     elif rank == 0:
         print(f'The state was saved by {len(state["rng"])} processes, this run has {num_gpus}: random streams start afresh.')
     if rank == 0:

@@ -1,6 +1,7 @@
 """Tests of train_video.py: both stages on CPU, resume from NVIDIA-format image pickles, SIGKILL + --resume=latest,
 torchrun with gloo, the defaults as typed, and one-line errors for bad options."""
 
+import concurrent.futures
 import glob
 import io
 import json
@@ -28,6 +29,7 @@ from svc_plugin.discriminator import VideoDiscriminator
 from svc_plugin.metrics import fvd, i3d
 from svc_plugin.networks import VideoGenerator
 from tests import video_metric_fixtures
+from tests.test_reliability import TRAIN_DRIVER
 from training import networks_stylegan2
 from training import networks_stylegan3
 
@@ -35,28 +37,34 @@ ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_ENV = dict(os.environ, OMP_NUM_THREADS='1') # Several processes share two cores: no thread oversubscription.
 SMALL = ['--cbase=1024', '--cmax=32', '--batch=4', '--workers=0', '--metrics=none', '--grid=2x1', '--snap=1']
 IMAGE_STAGE = ['--cfg=stylegan3-t', '--stage=image', '--kimg=0.02', '--tick=0.008', *SMALL] # Steps of 4 frames: ticks end at 4, 12, 20.
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2']
 
 #----------------------------------------------------------------------------
 # Runs shared by several tests.
 
-def train(*args, outdir, env=None):
-    """Run train_video.py in a fresh process (with `env` added to the environment); returns the CompletedProcess."""
-    result = subprocess.run([sys.executable, 'train_video.py', *args, f'--outdir={outdir}'], cwd=ROOT_DIR, env=dict(RUN_ENV, **(env or {})),
-        capture_output=True, text=True, timeout=600)
+def train(*args, outdir, env=None, torchrun=False):
+    """Run train_video.py in a fresh process, or two under torchrun (with `env` added to the environment); returns the
+    CompletedProcess."""
+    result = subprocess.run([*(TORCHRUN if torchrun else [sys.executable]), 'train_video.py', *args, f'--outdir={outdir}'], cwd=ROOT_DIR,
+        env=dict(RUN_ENV, **(env or {})), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 def run_dirs(outdir):
     return sorted(glob.glob(os.path.join(str(outdir), '0*')))
 
-def final_state(run_dir):
-    return torch.load(os.path.join(run_dir, 'training-state-000000.pt'), weights_only=True)
-
 @pytest.fixture(scope='module')
 def data_zip(tmp_path_factory):
     """Four 16-frame demo videos at 32x32."""
     path = str(tmp_path_factory.mktemp('data') / 'demo.zip')
     dataset_tool.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=32)
+    return path
+
+@pytest.fixture(scope='module')
+def data16_zip(tmp_path_factory):
+    """Four 16-frame demo videos at 16x16."""
+    path = str(tmp_path_factory.mktemp('data16') / 'demo.zip')
+    dataset_tool.write_demo_dataset(path, num_videos=4, num_frames=16, resolution=16)
     return path
 
 @pytest.fixture(scope='module')
@@ -141,15 +149,17 @@ def assert_continued_exactly(resumed_run, uninterrupted_run, saved_nimg, end_nim
     """The resumed run restored the killed run's state and ends where the uninterrupted run ends: the same counters,
     Adam moments and augment p, and the same G, D and G_ema weights, tensor for tensor."""
     log = open(os.path.join(resumed_run, 'log.txt')).read()
-    assert 'network-snapshot-000000.pkl' in log and f'Restored the training state: kimg {saved_nimg / 1000:.3f}' in log
-    resumed, uninterrupted = final_state(resumed_run), final_state(uninterrupted_run)
+    assert os.path.basename(runs.snapshot_pkl_path('', saved_nimg)) in log and f'Restored the training state: kimg {saved_nimg / 1000:.3f}' in log
+    resumed_pkl, uninterrupted_pkl = runs.snapshot_pkl_path(resumed_run, end_nimg), runs.snapshot_pkl_path(uninterrupted_run, end_nimg)
+    resumed, uninterrupted = runs.load_training_state(resumed_pkl), runs.load_training_state(uninterrupted_pkl)
+    assert resumed is not None and uninterrupted is not None, f'{os.path.basename(resumed_pkl)} with its training state in both runs'
     assert resumed['cur_nimg'] == uninterrupted['cur_nimg'] == end_nimg and resumed['batch_idx'] == uninterrupted['batch_idx']
     for net in ['G', 'D']:
         a, b = resumed['optimizers'][net]['state'], uninterrupted['optimizers'][net]['state']
         assert a.keys() == b.keys()
         assert all(torch.equal(a[i][key], b[i][key]) for i in a for key in ['step', 'exp_avg', 'exp_avg_sq'])
     assert resumed['augment_p'] == uninterrupted['augment_p']
-    with open(os.path.join(resumed_run, 'network-snapshot-000000.pkl'), 'rb') as f, open(os.path.join(uninterrupted_run, 'network-snapshot-000000.pkl'), 'rb') as g:
+    with open(resumed_pkl, 'rb') as f, open(uninterrupted_pkl, 'rb') as g:
         a, b = pickle.load(f), pickle.load(g)
     for net in ['G', 'D', 'G_ema']:
         x, y = a[net].state_dict(), b[net].state_dict()
@@ -171,17 +181,79 @@ def test_video_stage_sigkill_then_resume_latest_continues_exactly(tmp_path, imag
     train(f'--data={data_zip}', *VIDEO_STAGE, '--resume=latest', outdir=tmp_path / 'killed')
     assert_continued_exactly(run_dirs(tmp_path / 'killed')[1], run_dirs(tmp_path / 'uninterrupted')[0], saved_nimg, end_nimg=36)
 
+# Steps of 64 frames, then of 64 clips x 3 frames (1 kimg is the least --stage=both allows the video stage), a tick each:
+# snapshots (--snap=1) at kimg 0.064 and 0.128 (the image stage's), 1.088 and 1.280 (the video stage's, none before kimg 1).
+BOTH_STAGES = ['--cfg=stylegan3-t', '--stage=both', '--image-kimg=0.128', '--kimg=1', '--tick=0.19', '--snap=1', '--cbase=512', '--cmax=8',
+    '--batch=64', '--workers=0', '--metrics=none', '--grid=1x1']
+
+def killed_at_snapshot(n, args, outdir, torchrun=False):
+    """Run train_video.py (two processes under torchrun) until rank 0 is SIGKILLed while writing its n-th snapshot
+    (TRAIN_DRIVER); returns the training state that --resume=latest will restore."""
+    killed = subprocess.run([*(TORCHRUN + ['--no-python'] if torchrun else []), sys.executable, '-c', TRAIN_DRIVER, *args, f'--outdir={outdir}'],
+        cwd=ROOT_DIR, env=dict(RUN_ENV, KILL_AT_SNAPSHOT=str(n)), capture_output=True, text=True, timeout=600)
+    if torchrun: # torchrun ends the other process and fails.
+        assert killed.returncode == 1 and 'Signal 9 (SIGKILL) received' in killed.stderr, killed.stderr[-3000:]
+    else:
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    return runs.load_training_state(runs.find_latest_snapshot(str(outdir)))
+
+@pytest.fixture(scope='module')
+def both_stages(tmp_path_factory, data16_zip):
+    """--stage=both uninterrupted, and killed while writing its 2nd snapshot (the image stage's last) or its 4th (the
+    video stage's last), then resumed with --resume=latest: three chains of runs at once, on two cores."""
+    outdirs = {name: tmp_path_factory.mktemp(name) for name in ['uninterrupted', 'killed_in_image', 'killed_in_video']}
+    def killed_then_resumed(n, outdir):
+        state = killed_at_snapshot(n, [f'--data={data16_zip}', *BOTH_STAGES], outdir)
+        train(f'--data={data16_zip}', *BOTH_STAGES, '--resume=latest', outdir=outdir)
+        return state
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        uninterrupted = pool.submit(train, f'--data={data16_zip}', *BOTH_STAGES, outdir=outdirs['uninterrupted'])
+        killed = dict(image=pool.submit(killed_then_resumed, 2, outdirs['killed_in_image']), video=pool.submit(killed_then_resumed, 4, outdirs['killed_in_video']))
+        uninterrupted.result()
+        saved = {stage: future.result() for stage, future in killed.items()}
+    return dnnlib.EasyDict(uninterrupted=run_dirs(outdirs['uninterrupted'])[0], saved=saved,
+        resumed=dict(image=run_dirs(outdirs['killed_in_image'])[1], video=run_dirs(outdirs['killed_in_video'])[1]))
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='TRAIN_DRIVER reads /proc/self/fd')
+def test_both_stages_killed_in_the_image_stage_resume_it_then_hand_over_to_video_as_uninterrupted(both_stages):
+    saved = both_stages.saved['image']
+    assert saved['generator'] == 'Generator' and saved['cur_nimg'] == 64 # Killed mid image stage.
+    assert_continued_exactly(both_stages.resumed['image'], both_stages.uninterrupted, saved['cur_nimg'], end_nimg=1280)
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='TRAIN_DRIVER reads /proc/self/fd')
+def test_both_stages_killed_in_the_video_stage_resume_it_as_uninterrupted(both_stages):
+    saved = both_stages.saved['video']
+    assert saved['generator'] == 'VideoGenerator' and saved['cur_nimg'] == 1088 # Killed writing the video stage's last snapshot.
+    assert_continued_exactly(both_stages.resumed['video'], both_stages.uninterrupted, saved['cur_nimg'], end_nimg=1280)
+
 def test_torchrun_two_gloo_processes_keep_the_weights_identical_and_write_one_snapshot(tmp_path, data_zip):
-    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'train_video.py',
-        f'--data={data_zip}', '--cfg=stylegan3-t', '--stage=image', '--gpus=2', '--kimg=0.016', '--tick=0.008',
-        *[arg for arg in SMALL if arg != '--snap=1'], '--snap=100', '--mbstd-group=2', f'--outdir={tmp_path}'], # 2 clips per process.
-        cwd=ROOT_DIR, env=RUN_ENV, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    train(f'--data={data_zip}', '--cfg=stylegan3-t', '--stage=image', '--gpus=2', '--kimg=0.016', '--tick=0.008',
+        *[arg for arg in SMALL if arg != '--snap=1'], '--snap=100', '--mbstd-group=2', outdir=tmp_path, torchrun=True) # 2 clips per process.
     [run_dir] = run_dirs(tmp_path) # One run directory for the job ...
     assert sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-')) == ['network-snapshot-000000.pkl'] # ... one snapshot,
     log = open(os.path.join(run_dir, 'log.txt')).read()
     assert 'Weights checked: all 2 processes hold the same G, D, G_ema and augment pipe.' in log # ... compared across ranks.
     assert len(runs.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['rng']) == 2
+
+# A video stage from scratch in two processes: 2 clips x 3 frames each per step, a tick and a snapshot each step.
+TWO_PROCESSES = ['--cfg=stylegan3-t', '--stage=video', '--gpus=2', '--kimg=0.036', '--tick=0.012', '--snap=1', '--cbase=512', '--cmax=8',
+    '--batch=4', '--mbstd-group=2', '--workers=0', '--metrics=none', '--grid=1x1']
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='TRAIN_DRIVER reads /proc/self/fd')
+def test_two_gloo_processes_killed_then_resume_latest_continue_exactly(tmp_path, data16_zip):
+    """Each rank's own clip sampler position, random streams and running averages (w_avg, magnitude_ema: a snapshot
+    holds rank 0's), restored in each process."""
+    args = [f'--data={data16_zip}', *TWO_PROCESSES]
+    def killed_then_resumed():
+        state = killed_at_snapshot(2, args, tmp_path / 'killed', torchrun=True)
+        train(*args, '--resume=latest', outdir=tmp_path / 'killed', torchrun=True)
+        return state
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        uninterrupted = pool.submit(train, *args, outdir=tmp_path / 'uninterrupted', torchrun=True)
+        saved = pool.submit(killed_then_resumed).result()
+        uninterrupted.result()
+    assert saved['cur_nimg'] == 12 and len(saved['rng']) == len(saved['running_averages']) == 2
+    assert_continued_exactly(run_dirs(tmp_path / 'killed')[1], run_dirs(tmp_path / 'uninterrupted')[0], saved['cur_nimg'], end_nimg=36)
 
 #----------------------------------------------------------------------------
 # Options: defaults as typed, the demo data, and bad input.
