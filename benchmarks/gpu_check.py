@@ -12,8 +12,8 @@ Each part runs in a process of its own under a time budget, so a part that fails
               the paper's width, batch 16, fp16 on the 4 highest resolutions, cudnn.benchmark on, TF32 off; CUDA-
               synchronised medians after a warm-up, beside NVIDIA's release (its compiled CUDA kernels) on one H200;
               with --profile G fwd+bwd's top CUDA kernels
-  gen_video   frames/s of gen_video's chunked generator at 256x256 with the same generator, with H.264 writing when
-              imageio-ffmpeg is installed
+  gen_video   frames/s of gen_video's chunked generator at 256x256 with the same generator, and with H.264 writing
+              (imageio-ffmpeg, a requirement)
   i3d         FVD detector clips/s, 16-frame clips at 256x256 resized to 224x224
 
 --small runs every part at tiny sizes (a check of the script itself, on a CPU too).
@@ -347,11 +347,6 @@ def part_gen_video(rows, small):
     generate() # Warm-up (cuDNN autotuning).
     seconds = timed(generate, device)
     report(rows, 'gen_video', f'frames/s, generation + uint8, {res}x{res}', frames / seconds, 'frames/s', note=f'--batch={batch}, target >= 400')
-    try:
-        import imageio_ffmpeg # noqa: F401 (gen_video's mp4 writer needs it)
-    except ImportError:
-        report(rows, 'gen_video', 'frames/s with H.264 writing', None, note='not measured: imageio-ffmpeg is not installed')
-        return
     path = os.path.join(os.path.dirname(rows), 'gen_video.mp4')
     seconds = timed(lambda: bench_gen_video.pipeline(G, frames, batch, path), device)
     report(rows, 'gen_video', f'frames/s with H.264 writing, {res}x{res}', frames / seconds, 'frames/s')
