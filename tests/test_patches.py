@@ -17,9 +17,12 @@ from patches import parse_version
 #----------------------------------------------------------------------------
 # pkg_resources.parse_version
 
+# The release's gradfix modules import parse_version from setuptools' removed pkg_resources at import time; the
+# stand-in does the same import by name (same ModuleNotFoundError, e.name == 'pkg_resources').
 RELEASE_GRADFIX = '''
+import importlib
 import torch
-from pkg_resources import parse_version
+parse_version = importlib.import_module('pkg_resources').parse_version
 _use_pytorch_1_11_api = parse_version(torch.__version__) >= parse_version('1.11.0a')
 '''
 
