@@ -84,11 +84,11 @@ def finish_interrupted_snapshot(snapshot_pkl):
     """write_snapshot renames the state, then the pickle: a kill between the two leaves the new state beside the old
     pickle (or none), with the new pickle complete under its temporary name. Rename it into place as the killed run
     would have; a temporary that the state does not describe (cut short by a kill) is left alone."""
-    if load_training_state(snapshot_pkl) is not None or not os.path.isfile(state_path_of(snapshot_pkl)):
-        return
     try:
         expected = torch.load(state_path_of(snapshot_pkl), map_location='cpu', weights_only=True)['snapshot_sha256']
-    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError):
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError): # No state, or not ours.
+        return
+    if os.path.isfile(snapshot_pkl) and fileio.file_sha256(snapshot_pkl) == expected: # Not interrupted.
         return
     for tmp_path in fileio.temporaries_of(snapshot_pkl):
         if fileio.file_sha256(tmp_path) == expected:
