@@ -125,11 +125,12 @@ class _Upfirdn2d(torch.autograd.Function):
 #----------------------------------------------------------------------------
 
 def _matmul_path(x, impl):
-    """Whether upfirdn2d (and filtered_lrelu) run as banded matrix products: on CUDA unless impl='ref'.
+    """Whether upfirdn2d (and filtered_lrelu) run as banded matrix products: on CUDA unless impl='ref'
+    (impl='triton' falls back to them where a Triton kernel does not apply).
 
     Module-level so that the tests can run the CUDA formulation on CPU.
     """
-    return x.is_cuda and impl == 'cuda'
+    return x.is_cuda and impl in ('cuda', 'triton')
 
 #----------------------------------------------------------------------------
 
