@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import triton_select
+
 #----------------------------------------------------------------------------
 
 def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
@@ -44,7 +46,9 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     convolution. On CUDA (`impl='cuda'`) each axis is one product with a banded matrix, on tensor cores
     (a 2-D filter of rank > 1 stays a convolution); elsewhere upsampling runs as a strided transposed
     convolution (polyphase, no products with the inserted zeros) and downsampling as a strided
-    convolution (only kept samples are computed). The gradient is upfirdn2d again (the adjoint), to any order.
+    convolution (only kept samples are computed). Where `triton_select.use_triton()` says so (impl='triton'
+    or STYLESV_OPS=triton) it runs as Triton kernels instead. The gradient is upfirdn2d again (the adjoint),
+    to any order, in the same formulation.
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError('upfirdn2d: x must be a 4-D [N, C, H, W] tensor')
@@ -53,7 +57,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     px0, px1, py0, py1 = _parse_padding(padding)
     if f is not None and (not isinstance(f, torch.Tensor) or f.ndim not in (1, 2) or f.dtype != torch.float32 or f.requires_grad):
         raise ValueError('upfirdn2d: f must be None or a 1-D or 2-D float32 tensor that does not require grad')
-    return _Upfirdn2d.apply(x, f, (upy, upx), (downy, downx), (py0, py1, px0, px1), flip_filter, gain, _matmul_path(x, impl))
+    return _Upfirdn2d.apply(x, f, (upy, upx), (downy, downx), (py0, py1, px0, px1), flip_filter, gain, _formulation(x, impl, upx * upy))
 
 #----------------------------------------------------------------------------
 
@@ -97,11 +101,13 @@ class _Upfirdn2d(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, f, up, down, pad, flip_filter, gain, matmul):
+    def forward(ctx, x, f, up, down, pad, flip_filter, gain, formulation):
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(f)
-        ctx.config = (x.shape[2:], up, down, pad, flip_filter, gain, matmul)
-        if matmul:
+        ctx.config = (x.shape[2:], up, down, pad, flip_filter, gain, formulation)
+        if formulation == 'triton':
+            y = _upfirdn2d_triton(x, f, up, down, pad, flip_filter, gain)
+        elif formulation == 'matmul':
             y = _upfirdn2d_matmul(x, f, up, down, pad, flip_filter, gain)
         else:
             # oneDNN's depthwise kernels are faster on channels-last data, most of all transposed (upsampling)
@@ -115,14 +121,23 @@ class _Upfirdn2d(torch.autograd.Function):
         if dy is None:
             return None, None, None, None, None, None, None, None
         (f,) = ctx.saved_tensors
-        (H, W), up, down, (py0, py1, px0, px1), flip_filter, gain, matmul = ctx.config
+        (H, W), up, down, (py0, py1, px0, px1), flip_filter, gain, formulation = ctx.config
         fh, fw = (1, 1) if f is None else (f.shape[0], f.shape[-1])
         Ho, Wo = dy.shape[2:]
         pad = (fh - 1 - py0, H * up[0] - Ho * down[0] + py0 - up[0] + 1, fw - 1 - px0, W * up[1] - Wo * down[1] + px0 - up[1] + 1)
-        dx = _Upfirdn2d.apply(dy, f, down, up, pad, not flip_filter, gain, matmul)
+        dx = _Upfirdn2d.apply(dy, f, down, up, pad, not flip_filter, gain, formulation)
         return dx, None, None, None, None, None, None, None
 
 #----------------------------------------------------------------------------
+
+def _formulation(x, impl, up_factor):
+    """'triton' (Triton kernels), 'matmul' (banded matrix products) or 'conv' (depthwise convolutions)."""
+    # The kernel indexes with 32-bit integers; its output is at most ~up_factor times the input.
+    if triton_select.use_triton(x, impl) and x.dtype in _TRITON_DTYPES and x.numel() * up_factor < 2 ** 30:
+        return 'triton'
+    return 'matmul' if _matmul_path(x, impl) else 'conv'
+
+_TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 def _matmul_path(x, impl):
     """Whether upfirdn2d (and filtered_lrelu) run as banded matrix products: on CUDA unless impl='ref'
@@ -181,6 +196,45 @@ def _upfirdn2d_matmul(x, f, up, down, pad, flip_filter, gain):
         t = torch.matmul(x.reshape(N * C * H, W), mx)               # [N*C*H, Wo]
         _rows_product(my, t.reshape(N * C, H, Wo), out=y.view(N * C, Ho, Wo))
     return y                                                        # [N, C, Ho, Wo]
+
+#----------------------------------------------------------------------------
+
+def _upfirdn2d_triton(x, f, up, down, pad, flip_filter, gain):
+    """_upfirdn2d() as Triton kernel passes: one 2-D pass that reads x once and writes y once, or, where
+    that would take more than _DIRECT_TAPS taps per output sample for a separable filter (long filters),
+    a horizontal and a vertical 1-D pass. The taps are built on the device and cached with the filter.
+    """
+    from . import upfirdn2d_triton
+    cache = _filter_cache(f)
+    fh, fw = (1, 1) if f is None else (f.shape[0], f.shape[-1])
+    direct = -(-fh // up[0]) * -(-fw // up[1]) <= _DIRECT_TAPS
+    if not direct and 'factors' not in cache:
+        cache['factors'] = _separable_factors(f)
+    if direct or cache['factors'] is None:
+        taps = _correlation_taps(cache, 'direct', f, flip_filter, gain, x)
+        return upfirdn2d_triton.fir_pass(x, taps, up, down, pad)
+    taps_x = _correlation_taps(cache, 'x', f, flip_filter, 1, x)
+    taps_y = _correlation_taps(cache, 'y', f, flip_filter, gain, x)
+    x = upfirdn2d_triton.fir_pass(x, taps_x, (1, up[1]), (1, down[1]), (0, 0) + pad[2:])
+    return upfirdn2d_triton.fir_pass(x, taps_y, (up[0], 1), (down[0], 1), pad[:2] + (0, 0))
+
+_DIRECT_TAPS = 16 # StyleGAN2's 4x4 filter at down 2 takes 16.
+
+def _correlation_taps(cache, kind, f, flip_filter, gain, x):
+    """The [kh, kw] correlation kernel of the filter ('direct'), or of one of its 1-D factors ('x': [1, kw],
+    'y': [kh, 1]): f reversed unless flip_filter, times gain, in float32 (float64 for a float64 x)."""
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    key = ('taps', kind, flip_filter, gain, dtype, x.device)
+    if key not in cache:
+        if kind == 'direct':
+            t = torch.ones([1, 1], dtype=torch.float64) if f is None else f.double()
+            t = torch.outer(t, t) if t.ndim == 1 else t
+        else:
+            factor = cache['factors'][0 if kind == 'y' else 1].to(x.device)
+            t = factor[:, None] if kind == 'y' else factor[None, :]
+        t = t.to(x.device) if flip_filter else t.to(x.device).flip([0, 1])
+        cache[key] = (t * gain).to(dtype).contiguous()
+    return cache[key]
 
 #----------------------------------------------------------------------------
 
