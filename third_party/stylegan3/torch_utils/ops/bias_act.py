@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 import dnnlib
 
+from . import triton_select
+
 #----------------------------------------------------------------------------
 
 activation_funcs = {
@@ -25,8 +27,9 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
     """Add bias `b` along dimension `dim`, apply activation `act`, scale by `gain`, clamp to [-clamp, clamp].
 
     `alpha`/`gain` None take the activation's defaults. Gradients of any order w.r.t. x and b.
-    Every `impl` runs the same plain-PyTorch code: one autograd node that keeps only the tensor its
-    gradient needs (the output, or the input for swish).
+    Where `triton_select.use_triton()` says so (impl='triton' or STYLESV_OPS=triton), linear, relu and
+    lrelu run as Triton kernels (bias_act_triton). Everything else runs the same plain-PyTorch code: one
+    autograd node that keeps only the tensor its gradient needs (the output, or the input for swish).
     """
     if act not in activation_funcs:
         raise ValueError(f'bias_act: unknown activation {act!r}; expected one of {sorted(activation_funcs)}')
@@ -44,6 +47,9 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
         b = b.to(x.dtype)
     if act == 'linear' and b is None and gain == 1 and clamp < 0:
         return x
+    if triton_select.use_triton(x, impl) and _triton_covers(x, act, alpha, gain):
+        from . import bias_act_triton
+        return bias_act_triton.bias_act(x, b, dim, act, alpha, gain, clamp)
     return _BiasAct.apply(x, b, dim, act, alpha, gain, clamp)
 
 #----------------------------------------------------------------------------
@@ -132,6 +138,14 @@ _derivatives = {
     'softplus': lambda y, alpha: 1 - torch.exp(-y),
     'swish':    lambda x, alpha: torch.sigmoid(x) * (1 + x * (1 - torch.sigmoid(x))),
 }
+
+#----------------------------------------------------------------------------
+
+def _triton_covers(x, act, alpha, gain):
+    """Whether bias_act_triton computes this case: linear, or a leaky ReLU whose derivative follows from
+    the sign of its output (gain > 0, slope >= 0), on floating-point x that 32-bit indices can address."""
+    sign_based = act in _sign_based and gain > 0 and _sign_based[act](alpha) >= 0
+    return (act == 'linear' or sign_based) and x.is_floating_point() and x.numel() < 2 ** 31
 
 #----------------------------------------------------------------------------
 
