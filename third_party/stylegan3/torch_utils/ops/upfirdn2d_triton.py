@@ -85,7 +85,8 @@ def _fir_kernel(x_ptr, w_ptr, y_ptr, total, C, H, W, Ho, Wo, sxn, sxc, sxh, sxw,
     qx = px0 - l * DOWNX
     ty0 = (qy % UPY + UPY) % UPY # Triton's % truncates; this is the non-negative residue.
     tx0 = (qx % UPX + UPX) % UPX
-    acc = tl.zeros([BLOCK], dtype=w_ptr.dtype.element_ty)
+    acc = tl.full([BLOCK], 0, w_ptr.dtype.element_ty) # (Not tl.zeros, a @jit function that the interpreter runs
+                                                      # only if TRITON_INTERPRET was set before Triton's import.)
     for my in tl.static_range(TY):
         ty = ty0 + my * UPY
         iy = (ty - qy) // UPY # Exact division.
