@@ -114,9 +114,9 @@ def test_discriminator_with_triton_ops_matches_plain_path_with_r1(monkeypatch, t
     # the plain path: logits, the R1 gradient (double backward) and every parameter's gradient.
     from torch_utils.ops import upfirdn2d_triton, bias_act_triton
     torch.manual_seed(0)
-    D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=64, channel_max=8,
+    D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=8, img_channels=3, channel_base=32, channel_max=8,
         conv_clamp=0.5, epilogue_kwargs=dict(mbstd_group_size=2))
-    img0 = torch.randn([2, 3, 16, 16])
+    img0 = torch.randn([2, 3, 8, 8])
     calls = []
     monkeypatch.setattr(upfirdn2d_triton, 'fir_pass', lambda *a, fn=upfirdn2d_triton.fir_pass: calls.append('fir') or fn(*a))
     monkeypatch.setattr(bias_act_triton, 'bias_act', lambda *a, fn=bias_act_triton.bias_act: calls.append('act') or fn(*a))
@@ -129,7 +129,8 @@ def test_discriminator_with_triton_ops_matches_plain_path_with_r1(monkeypatch, t
         (grad,) = torch.autograd.grad(logits.sum(), [img], create_graph=True)
         (logits.mean() + grad.square().sum()).backward()
         results.append([logits, grad] + [p.grad for p in D.parameters()])
-    assert calls.count('fir') >= 3 * 3 and calls.count('act') >= 7 # Each downsampling three times; every layer's bias_act.
+    assert calls.count('fir') >= 2 * 3 and calls.count('act') == 6 # Two downsamplings, each in the forward, backward and double
+                                                                   # backward; the six layers with a bias_act.
     for a, b in zip(*results):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item()) # float32 rounding
 
