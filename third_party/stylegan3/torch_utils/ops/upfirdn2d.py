@@ -227,12 +227,12 @@ def _correlation_taps(cache, kind, f, flip_filter, gain, x):
     key = ('taps', kind, flip_filter, gain, dtype, x.device)
     if key not in cache:
         if kind == 'direct':
-            t = torch.ones([1, 1], dtype=torch.float64) if f is None else f.double()
+            t = torch.ones([1, 1], dtype=torch.float64, device=x.device) if f is None else f.to(x.device, torch.float64)
             t = torch.outer(t, t) if t.ndim == 1 else t
         else:
             factor = cache['factors'][0 if kind == 'y' else 1].to(x.device)
             t = factor[:, None] if kind == 'y' else factor[None, :]
-        t = t.to(x.device) if flip_filter else t.to(x.device).flip([0, 1])
+        t = t if flip_filter else t.flip([0, 1])
         cache[key] = (t * gain).to(dtype).contiguous()
     return cache[key]
 
