@@ -30,7 +30,7 @@ from . import upfirdn2d
 #----------------------------------------------------------------------------
 
 # Output tile (forward) or input tile (backward) in samples, planes (channels) per program, warps per program.
-CANDIDATE_CONFIGS = [dict(BLOCK_H=h, BLOCK_W=w, PLANES=p, num_warps=nw) for h, w in [(8, 8), (8, 16), (16, 16), (16, 32), (32, 32)] for p in (1, 4) for nw in (4, 8)]
+CANDIDATE_CONFIGS = [dict(BLOCK_H=h, BLOCK_W=w, PLANES=p, num_warps=nw) for h, w in [(8, 8), (8, 16), (16, 16), (16, 32), (27, 27)] for p in (1, 4) for nw in (4, 8)]
 
 _DTYPES = {torch.float16: tl.float16, torch.float32: tl.float32}
 
