@@ -2,8 +2,10 @@
 interpreter, against the zero-stuffing oracle and the PyTorch path."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -135,13 +137,15 @@ def test_triton_gradient_of_x_alone_and_of_b_alone():
 
 def test_triton_benchmark_hook_runs_the_given_tile_configurations():
     from torch_utils.ops import filtered_lrelu_triton
-    x, b, kwargs = _case('T_up4', C=5)
+    x, b, kwargs = _case('T_up4')
     xr, br = x.double().requires_grad_(True), b.double().requires_grad_(True)
     y = oracle_ops.filtered_lrelu_ref(xr, b=br, **kwargs)
     ref = [y, *torch.autograd.grad(y, [xr, br], torch.ones_like(y))] # The hook's backward takes dy = 1.
     shapes = {(c['BLOCK_H'], c['BLOCK_W'], c['PLANES']): c for c in filtered_lrelu_triton.CANDIDATE_CONFIGS}
     for config in [shapes[8, 16, 1], shapes[16, 16, 4]]: # Not square; several planes per program, one dead.
-        _assert_close(filtered_lrelu_triton.run_case(x, b, kwargs, config), ref, 1e-5)
+        _assert_close(filtered_lrelu_triton.run_case(x, b, kwargs, config, config), ref, 1e-5)
+    y = filtered_lrelu_triton.run_case(x, b, kwargs, shapes[8, 8, 4]) # The forward alone.
+    _assert_close([y], ref[:1], 1e-5)
 
 #----------------------------------------------------------------------------
 
@@ -201,5 +205,45 @@ def test_generator_with_triton_ops_equals_the_pytorch_path(monkeypatch):
     assert len(forwards) == len(backwards) == len(layers) # Every layer, only with STYLESV_OPS=triton.
     for a, r in zip(*results):
         assert torch.allclose(a, r, rtol=1e-4, atol=1e-5 * r.abs().max().item()) # float32 rounding
+
+#----------------------------------------------------------------------------
+
+# Run in a fresh process without the interpreter: captures the launches of forward() and backward() for an
+# fp16 layer with up=4 (the largest tiles) and compiles each kernel with those arguments for sm90.
+_COMPILE_FOR_SM90 = r'''
+import torch, triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from torch_utils.ops import filtered_lrelu_triton as m
+from tests.test_filtered_lrelu import _lowpass
+launches = []
+class Capture:
+    def __init__(self, fn):
+        self.fn = fn
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: launches.append((self.fn, args, kwargs))
+m._forward_kernel, m._backward_kernel = Capture(m._forward_kernel), Capture(m._backward_kernel)
+x, b, fu, fd = torch.zeros([2, 3, 16, 17], dtype=torch.float16), torch.zeros([3], dtype=torch.float16), _lowpass(24), _lowpass(12)
+layer = dict(fu=fu, fd=fd, up=4, down=2, padding=(-6, -9, -6, -9), gain=2 ** 0.5, slope=0.2, flip_filter=False)
+y, code = m.forward(x, b, clamp=256.0, write_code=True, **layer)
+m.backward(torch.ones_like(y), code, x, need_db=True, **layer)
+types = {torch.float16: '*fp16', torch.float32: '*fp32', torch.uint8: '*u8'}
+for fn, args, kwargs in launches:
+    num_warps = kwargs.pop('num_warps')
+    signature = {n: types[a.dtype] if isinstance(a, torch.Tensor) else 'fp32' if isinstance(a, float) else 'i32' for n, a in zip(fn.arg_names, args)}
+    signature.update({n: 'constexpr' for n in kwargs})
+    source = ASTSource(fn, signature, constexprs={(fn.arg_names.index(n),): v for n, v in kwargs.items()})
+    triton.compile(source, target=GPUTarget('cuda', 90, 32), options=dict(num_warps=num_warps))
+print(len(launches), 'compiled')
+'''
+
+def test_triton_kernels_compile_for_a_gpu_without_one():
+    # The interpreter does not check what only the compiler does (types of tl.dot operands, shapes, layouts).
+    pytest.importorskip('triton.backends.nvidia')
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env['PYTHONPATH'] = os.pathsep.join([root, os.path.join(root, 'third_party', 'stylegan3'), env.get('PYTHONPATH', '')])
+    result = subprocess.run([sys.executable, '-c', _COMPILE_FOR_SM90], env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == '2 compiled', result.stderr[-3000:]
 
 #----------------------------------------------------------------------------

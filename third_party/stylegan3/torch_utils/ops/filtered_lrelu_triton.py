@@ -1,25 +1,28 @@
 """Filtered leaky ReLU of Alias-Free GAN (StyleGAN3) as fused Triton kernels, forward and backward.
 
-One program computes one output tile of one channel. It reads the input tile (plus the filters' halo) once,
-and in on-chip memory adds the bias, upsamples, applies leaky ReLU with gain and the clamp, downsamples and
-writes the output tile: the upsampled activations never go to memory, as in NVIDIA's kernel (Karras et al.
+One program computes one output tile of a few channels (planes), one after the other. It reads the input tile
+(plus the filters' halo) once, and in on-chip memory adds the bias, upsamples, applies leaky ReLU with gain and
+the clamp, downsamples and writes the output tile: the upsampled activations never go to memory, as in NVIDIA's kernel (Karras et al.
 2021, "Alias-Free Generative Adversarial Networks", appendix D). Each 1-D pass of a separable filter is a
 small band product inside the tile (`tl.dot`, tensor cores at fp16), its band matrix built in the kernel from
-the 1-D filter by the tap index t = i*up + pad - j*down. For the backward the forward writes one byte per
+the 1-D filter by the tap index t = i*up + pad - j*down, once per program for all its planes. For the backward the forward writes one byte per
 upsampled sample, the activation's derivative code (0: slope, 1: one, 2: zero), which the fused backward
 kernel reads between the transposed band products: dy -> down^T -> times the derivative -> up^T -> dx (the
 bias gradient is the sum of dx). The kernels call no Triton library function that is itself a @triton.jit
 function (tl.sum, ...): under TRITON_INTERPRET=1 they then run even where Triton was imported before the
-variable was set. Separable filters (1-D, or 2-D of rank 1) in float16 and
-float32 (fp32 accumulation); `supports()` says which calls these kernels take.
+variable was set. Separable filters (1-D, or 2-D of rank 1) in float16 and float32 (fp32 accumulation);
+`supports()` says which calls these kernels take.
 
 Tile sizes come from `triton_select.tile_config` (kernels 'filtered_lrelu_fwd' and 'filtered_lrelu_bwd',
 keyed by `config_key()`), never from autotuning at run time. For a GPU sweep that writes that table,
-`CANDIDATE_CONFIGS` lists the tile configurations worth measuring and `run_case(x, b, kwargs, config)` runs
-one forward (and backward) of `filtered_lrelu(x, b=b, **kwargs)` with a given configuration for both
-kernels, e.g. over the layers of `benchmarks/bench_ops.py`'s `stylegan3_layers()`.
+`CANDIDATE_CONFIGS` lists the tile configurations worth measuring and `run_case(x, b, kwargs, forward_config,
+backward_config)` runs `filtered_lrelu(x, b=b, **kwargs)` forward (and backward) with given configurations,
+e.g. over the layers of `benchmarks/bench_ops.py`'s `stylegan3_layers()`: time the forward alone per
+configuration, then forward + backward per backward configuration with the best forward one. A configuration
+whose tiles exceed the GPU's registers or shared memory may fail to compile; a sweep skips it.
 """
 
+import inspect
 import torch
 import triton
 import triton.language as tl
@@ -30,7 +33,8 @@ from . import upfirdn2d
 #----------------------------------------------------------------------------
 
 # Output tile (forward) or input tile (backward) in samples, planes (channels) per program, warps per program.
-CANDIDATE_CONFIGS = [dict(BLOCK_H=h, BLOCK_W=w, PLANES=p, num_warps=nw) for h, w in [(8, 8), (8, 16), (16, 16), (16, 32), (27, 27)] for p in (1, 4) for nw in (4, 8)]
+CANDIDATE_CONFIGS = [dict(BLOCK_H=h, BLOCK_W=w, PLANES=p, num_warps=nw)
+                     for h, w in [(8, 8), (8, 16), (16, 16), (16, 32), (27, 27)] for p in (1, 4) for nw in (4, 8)]
 
 _DTYPES = {torch.float16: tl.float16, torch.float32: tl.float32}
 
@@ -113,18 +117,20 @@ def backward(dy, code, x, fu, fd, up, down, padding, gain, slope, flip_filter, n
 
 #----------------------------------------------------------------------------
 
-def run_case(x, b, kwargs, config, with_backward=True):
-    """One forward (and backward with dy = 1) of filtered_lrelu(x, b=b, **kwargs) through these kernels,
-    both with tile `config` (an entry of CANDIDATE_CONFIGS): the unit a GPU sweep times per layer and config.
-    Returns y, or (y, dx, db)."""
+def run_case(x, b, kwargs, forward_config, backward_config=None):
+    """filtered_lrelu(x, b=b, **kwargs) through these kernels with the given tile configurations (entries of
+    CANDIDATE_CONFIGS): the forward, and the backward with dy = 1 if backward_config is given. The unit a GPU
+    sweep times per layer and configuration. Returns y, or (y, dx, db)."""
     from . import filtered_lrelu
-    fu, fd, up, down = kwargs.get('fu'), kwargs.get('fd'), kwargs.get('up', 1), kwargs.get('down', 1)
-    gain, slope, clamp, flip = kwargs.get('gain', 2 ** 0.5), kwargs.get('slope', 0.2), kwargs.get('clamp'), kwargs.get('flip_filter', False)
-    padding = filtered_lrelu._trimmed_padding(x.shape, fu, fd, up, down, upfirdn2d._parse_padding(kwargs.get('padding', 0)))
-    y, code = forward(x, b, fu, fd, up, down, padding, gain, slope, clamp, flip, with_backward, config)
-    if not with_backward:
+    args = inspect.signature(filtered_lrelu.filtered_lrelu).bind(x, b=b, **kwargs)
+    args.apply_defaults()
+    a = args.arguments
+    padding = filtered_lrelu._trimmed_padding(x.shape, a['fu'], a['fd'], a['up'], a['down'], upfirdn2d._parse_padding(a['padding']))
+    common = dict(fu=a['fu'], fd=a['fd'], up=a['up'], down=a['down'], padding=padding, gain=a['gain'], slope=a['slope'], flip_filter=a['flip_filter'])
+    y, code = forward(x, b, clamp=a['clamp'], write_code=backward_config is not None, config=forward_config, **common)
+    if backward_config is None:
         return y
-    dx, db = backward(torch.ones_like(y), code, x, fu, fd, up, down, padding, gain, slope, flip, b is not None, config)
+    dx, db = backward(torch.ones_like(y), code, x, need_db=b is not None, config=backward_config, **common)
     return y, dx, db
 
 #----------------------------------------------------------------------------
@@ -263,11 +269,12 @@ def _memory_format(x):
     return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
 
 def _config(kernel, x, fu, fd, up, down, rate, taps):
-    """The committed tile configuration, else square tiles whose upsampled extent stays within 64."""
+    """The committed tile configuration, else square tiles whose upsampled extent stays within 64, on 8 warps
+    (compiled for sm90, 4 warps spill registers in the backward of up=4 at float32)."""
     block = 16
     while block > 1 and (block - 1) * rate + taps > 64:
         block //= 2
-    return triton_select.tile_config(kernel, config_key(x, fu, fd, up, down), dict(BLOCK_H=block, BLOCK_W=block, PLANES=4, num_warps=4), x.device)
+    return triton_select.tile_config(kernel, config_key(x, fu, fd, up, down), dict(BLOCK_H=block, BLOCK_W=block, PLANES=4, num_warps=8), x.device)
 
 #----------------------------------------------------------------------------
 
