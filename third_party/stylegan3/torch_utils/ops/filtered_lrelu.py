@@ -1,4 +1,4 @@
-"""Filtered leaky ReLU of Alias-Free GAN (StyleGAN3): upsample, lrelu, clamp, downsample in plain PyTorch."""
+"""Filtered leaky ReLU of Alias-Free GAN (StyleGAN3): upsample, lrelu, clamp, downsample in PyTorch, or fused in Triton."""
 
 import math
 import numbers
