@@ -239,7 +239,9 @@ print(len(launches), 'compiled')
 
 def test_triton_kernels_compile_for_a_gpu_without_one():
     # The interpreter does not check what only the compiler does (types of tl.dot operands, shapes, layouts).
-    pytest.importorskip('triton.backends.nvidia')
+    triton = pytest.importorskip('triton.backends.nvidia') and pytest.importorskip('triton')
+    if tuple(int(v) for v in triton.__version__.split('.')[:2]) < (3, 9):
+        pytest.skip('ahead-of-time compilation through the compiler API of Triton >= 3.9')
     env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env['PYTHONPATH'] = os.pathsep.join([root, os.path.join(root, 'third_party', 'stylegan3'), env.get('PYTHONPATH', '')])
