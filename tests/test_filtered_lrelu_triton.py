@@ -177,8 +177,10 @@ def test_triton_falls_back_for_radial_filters_double_and_without_the_interpreter
         y = filtered_lrelu.filtered_lrelu(args[0], b=b, impl='triton', **args[1])
         assert type(y.grad_fn).__name__ != '_FilteredLReLUTritonBackward'
         assert torch.equal(y, filtered_lrelu.filtered_lrelu(args[0], b=b, impl='ref', **args[1]))
-    monkeypatch.setenv('TRITON_INTERPRET', '0')
-    assert torch.equal(filtered_lrelu.filtered_lrelu(x, b=b, impl='triton', **kwargs), filtered_lrelu.filtered_lrelu(x, b=b, impl='ref', **kwargs))
+    monkeypatch.setenv('TRITON_INTERPRET', '0') # CPU tensors without the interpreter: the PyTorch path.
+    y = filtered_lrelu.filtered_lrelu(x.requires_grad_(True), b=b, impl='triton', **kwargs)
+    assert type(y.grad_fn).__name__ != '_FilteredLReLUTritonBackward'
+    assert torch.equal(y, filtered_lrelu.filtered_lrelu(x, b=b, impl='ref', **kwargs))
 
 #----------------------------------------------------------------------------
 
