@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from torch_utils.ops import bias_act
-from tests.test_upfirdn2d_triton import triton_interpreter # pylint: disable=unused-import # A fixture.
 
 #----------------------------------------------------------------------------
 

@@ -17,11 +17,8 @@ from tests.test_filtered_lrelu import _lowpass, _radial
 pytestmark = pytest.mark.skipif(importlib.util.find_spec('triton') is None, reason='Triton is not installed')
 
 @pytest.fixture(autouse=True)
-def interpreter(monkeypatch):
-    """Triton's interpreter for CPU tensors. The kernels' module is imported at its first use, inside a test,
-    with the variable set: Triton makes a kernel interpreted when it is defined."""
-    monkeypatch.setenv('TRITON_INTERPRET', '1')
-    monkeypatch.delenv(triton_select.ENV, raising=False)
+def interpreter(triton_interpreter):
+    """Triton's interpreter for CPU tensors in every test here."""
 
 #----------------------------------------------------------------------------
 
@@ -175,8 +172,8 @@ def test_triton_falls_back_for_radial_filters_double_and_without_the_interpreter
     x, b, kwargs = _case('T_same_rate', C=2)
     for args in [(x, dict(kwargs, fd=_radial(12))), (x.double(), kwargs)]:
         y = filtered_lrelu.filtered_lrelu(args[0], b=b, impl='triton', **args[1])
-        assert type(y.grad_fn).__name__ != '_FilteredLReLUTritonBackward'
-        assert torch.equal(y, filtered_lrelu.filtered_lrelu(args[0], b=b, impl='ref', **args[1]))
+        assert type(y.grad_fn).__name__ != '_FilteredLReLUTritonBackward' # Unfused: upfirdn2d's own Triton passes.
+        assert torch.allclose(y, filtered_lrelu.filtered_lrelu(args[0], b=b, impl='ref', **args[1]), rtol=1e-5, atol=1e-6)
     monkeypatch.setenv('TRITON_INTERPRET', '0') # CPU tensors without the interpreter: the PyTorch path.
     y = filtered_lrelu.filtered_lrelu(x.requires_grad_(True), b=b, impl='triton', **kwargs)
     assert type(y.grad_fn).__name__ != '_FilteredLReLUTritonBackward'

@@ -13,17 +13,6 @@ from tests import oracle_ops
 #----------------------------------------------------------------------------
 
 @pytest.fixture
-def triton_interpreter(monkeypatch):
-    """Run the ops' Triton kernels on CPU tensors through Triton's interpreter. `triton.jit` reads
-    TRITON_INTERPRET when a kernel is defined, so the kernel modules must first be imported here (Triton
-    itself may have been imported before: torch.profiler imports it)."""
-    monkeypatch.setenv('TRITON_INTERPRET', '1')
-    pytest.importorskip('triton')
-    from torch_utils.ops import upfirdn2d_triton, bias_act_triton
-    for kernel in (upfirdn2d_triton._fir_kernel, bias_act_triton._forward_kernel):
-        assert type(kernel).__name__ == 'InterpretedFunction', 'a Triton kernel module was imported before TRITON_INTERPRET=1 was set'
-
-@pytest.fixture
 def triton_only(monkeypatch):
     """Fail on any upfirdn2d pass that is not a Triton kernel; count the kernel passes."""
     from torch_utils.ops import upfirdn2d_triton

@@ -102,9 +102,12 @@ def _like(t, ref):
 def _compute_dtype(x):
     return tl.float64 if x.dtype == torch.float64 else tl.float32
 
+def config_key(x, act, has_bias, grad=False):
+    """The tile table's key of a call: kernel, activation, bias or not, dtype."""
+    return f'{"grad" if grad else "forward"}-{act}-{"bias" if has_bias else "nobias"}-{str(x.dtype)[6:]}'
+
 def _config(x, act, has_bias, grad=False):
-    key = f'{"grad" if grad else "forward"}-{act}-{"bias" if has_bias else "nobias"}-{str(x.dtype)[6:]}'
-    return triton_select.tile_config('bias_act', key, DEFAULT_CONFIG, x.device)
+    return triton_select.tile_config('bias_act', config_key(x, act, has_bias, grad), DEFAULT_CONFIG, x.device)
 
 def _launch(config):
     return dict(BLOCK=config['BLOCK'], num_warps=config['num_warps'])

@@ -35,7 +35,7 @@ def fir_pass(x, taps, up, down, pad, config=None):
     if y.numel() == 0:
         return y
     if config is None:
-        config = triton_select.tile_config('upfirdn2d', _config_key(x, taps, up, down), DEFAULT_CONFIG, x.device)
+        config = triton_select.tile_config('upfirdn2d', config_key(x, taps, up, down), DEFAULT_CONFIG, x.device)
     block, num_warps = config['BLOCK'], config['num_warps']
     _fir_kernel[(triton.cdiv(y.numel(), block),)](
         x, taps, y, y.numel(), C, H, W, Ho, Wo, *x.stride(), pad[0], pad[2],
@@ -43,7 +43,7 @@ def fir_pass(x, taps, up, down, pad, config=None):
         TY=-(-kh // up[0]), TX=-(-kw // up[1]), CHANNELS_LAST=channels_last, BLOCK=block, num_warps=num_warps)
     return y
 
-def _config_key(x, taps, up, down):
+def config_key(x, taps, up, down):
     """The problem class a tile configuration is measured for: filter size, rates, dtype, layout."""
     layout = 'cl' if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else 'nchw'
     return f'{taps.shape[0]}x{taps.shape[1]}-up{up[0]}x{up[1]}-down{down[0]}x{down[1]}-{str(x.dtype)[6:]}-{layout}'
