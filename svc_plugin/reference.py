@@ -70,10 +70,6 @@ class Inert:
     def extend(self, values):
         self.entries.extend(values)
 
-    @property
-    def class_name(self):
-        return self.global_name.rsplit('.', 1)[1]
-
 class PersistentRecord:
     """A persistent network object of the reference (meta: class_name, module_src, state), its source never run."""
 

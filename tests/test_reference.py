@@ -125,6 +125,8 @@ def module_tree(tensors, buffers, classes, attrs):
                 parent, _, name = path.rpartition('.')
                 _state(node(parent))['_modules'][name] = nodes[path]
         return nodes[path]
+    for path in classes:
+        node(path)
     for name, value in tensors.items():
         path, _, leaf = name.rpartition('.')
         kind = '_buffers' if name in buffers else '_parameters'
@@ -238,11 +240,14 @@ def reference_D(tensors, cfg):
     init = dict(shape, architecture='resnet', cfg=cfg, **{key: easydict(**value) if isinstance(value, dict) else value for key, value in D_KWARGS.items()})
     return module_tree(tensors, buffers, classify(paths, D_CLASSES), {'': dict(shape, cfg=cfg, _init_args=(), _init_kwargs=init)})
 
-def write_reference_pickle(path, generator_cfg={}, discriminator_cfg={}, synthesis_class='SynthesisNetwork3v', w_dim=512, G=None, D=None):
-    """A network snapshot as the reference's training loop pickles it (G, D, G_ema, augment_pipe, optimizers, vis, stats)."""
+def write_reference_pickle(path, generator_cfg={}, discriminator_cfg={}, synthesis_class='SynthesisNetwork3v', w_dim=512, G=None, D=None,
+        G_tensors=None):
+    """A network snapshot as the reference's training loop pickles it (G, D, G_ema, augment_pipe, optimizers, vis, stats);
+    G_tensors: the generator's state dict under the reference's names, by default G's."""
     root = omegaconf(reference_config(generator_cfg, discriminator_cfg))
     model = root._content['model']._content
-    G_record = reference_G(reference_generator_state(G or random_video_generator()), model['generator'], synthesis_class, w_dim)
+    G_tensors = reference_generator_state(G or random_video_generator()) if G_tensors is None else G_tensors
+    G_record = reference_G(G_tensors, model['generator'], synthesis_class, w_dim)
     D_record = reference_D(reference_discriminator_state(D or random_video_discriminator()), model['discriminator'])
     snapshot = dict(training_set_kwargs=dict(class_name='training.dataset.VideoFramesFolderDataset', path='ytb.zip',
         cfg=root._content['dataset'], use_labels=False, xflip=False, resolution=RES),
@@ -366,7 +371,8 @@ def test_converted_discriminator_gives_the_logits_at_integer_gaps(networks, conv
     (dict(synthesis_class='SynthesisNetwork'), 'not a StyleGAN3 video generator'),
 ])
 def test_what_cannot_be_reproduced_is_refused_in_one_line(tmp_path, networks, options, message):
-    path = write_reference_pickle(tmp_path / 'ref.pkl', G=networks[0], D=networks[1], **options)
+    # Refused on the configuration, before any weight is read: a generator of one tensor will do.
+    path = write_reference_pickle(tmp_path / 'ref.pkl', D=networks[1], G_tensors={'mapping.w_avg': torch.zeros([512])}, **options)
     with pytest.raises(checkpoint.NetworkLoadError) as info:
         checkpoint.load_network(path)
     assert message in str(info.value) and '\n' not in str(info.value) and path in str(info.value)
@@ -382,6 +388,11 @@ def test_a_discriminator_without_counterpart_leaves_the_generator_usable(tmp_pat
     snapshot = checkpoint.load_network(path)
     assert snapshot['D'] is None and 'tmean=false' in snapshot['D_refused']
     assert type(checkpoint.load_generator(path)).__name__ == 'VideoGenerator'
+    data = str(tmp_path / 'data.zip')
+    dataset_tool.write_demo_dataset(data, num_videos=2, num_frames=8, resolution=RES)
+    result = subprocess.run([sys.executable, 'train_video.py', f'--data={data}', '--cfg=stylegan3-t', '--stage=video', f'--resume={path}', f'--outdir={tmp_path / "runs"}'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr and 'tmean=false' in result.stderr.strip().splitlines()[-1]
 
 #----------------------------------------------------------------------------
 # Every entry point.
