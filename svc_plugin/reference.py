@@ -219,8 +219,8 @@ def generator_kwargs(G):
             'with a random time offset per video) is not this project\'s; only bspline=false (linear) converts exactly'),
         (cfg.get('fuse_w') != 'concat', f'model.generator.fuse_w={cfg.get("fuse_w")!r}: w + v without a layer, the mask also on the '
             'input offset; only fuse_w=concat has a counterpart here'),
-        ((cfg.get('low_rank') or 0) > 0, f'model.generator.low_rank={cfg.get("low_rank")}: the reference\'s low-rank kernel '
-            '(added before its own demodulation, no gain) is not this project\'s --low-rank branch'),
+        ((cfg.get('low_rank') or 0) > 0, f'model.generator.low_rank={cfg.get("low_rank")}: the reference\'s low-rank '
+            'branch (no per-channel gain, not demodulated in ToRGB) is not this project\'s --low-rank'),
         (G.state['w_dim'] != REFERENCE_WIDTH or cfg.get('motion.v_dim') != REFERENCE_WIDTH, f'w_dim={G.state["w_dim"]}, '
             f'motion.v_dim={cfg.get("motion.v_dim")}: the reference hard-codes widths of {REFERENCE_WIDTH} (affine_w, motion_affine)'),
         (cfg.get('motion.z_dim') != cfg.get('motion.v_dim'), f'motion.z_dim={cfg.get("motion.z_dim")} differs from motion.v_dim: '
