@@ -118,17 +118,21 @@ class ReferenceUnpickler(pickle.Unpickler):
 
 def is_reference_pickle(f):
     """Whether the pickle in f comes from the reference code: the first module it names is one of the reference's
-    (src.*) or omegaconf, not torch_utils.persistence (ours, NVIDIA's). Reads opcodes only; rewinds f."""
-    strings = []
+    (src.*) or omegaconf, not torch_utils.persistence (ours, NVIDIA's). Reads opcodes only, following the memo so that
+    STACK_GLOBAL's module name is known; rewinds f."""
+    memo, top = {}, [None, None] # the strings (or None) last pushed
     try:
         for opcode, arg, _pos in pickletools.genops(f):
-            if 'UNICODE' in opcode.name:
-                strings = [strings[-1] if strings else None, arg]
-            module = arg.split(' ')[0] if opcode.name == 'GLOBAL' else strings[0] if opcode.name == 'STACK_GLOBAL' else None
+            name = opcode.name
+            if name in ('MEMOIZE', 'PUT', 'BINPUT', 'LONG_BINPUT'):
+                memo[len(memo) if name == 'MEMOIZE' else arg] = top[-1]
+                continue
+            module = arg.split(' ')[0] if name == 'GLOBAL' else top[-2] if name == 'STACK_GLOBAL' else None
             if module is not None and (module.startswith('src.') or module.startswith('omegaconf')):
                 return True
             if module is not None and module.endswith('torch_utils.persistence'):
                 return False
+            top = [top[-1], arg if 'UNICODE' in name else memo.get(arg) if name in ('GET', 'BINGET', 'LONG_BINGET') else None]
     except (ValueError, EOFError): # Not a complete pickle: the regular loader names the problem.
         pass
     finally:
