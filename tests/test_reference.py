@@ -385,6 +385,14 @@ def test_what_cannot_be_reproduced_is_refused_in_one_line(tmp_path, networks, op
         code = exit.code
     assert isinstance(code, str) and code.startswith('error: ') and message in code and '\n' not in code
 
+def test_converter_cli_refuses_a_stylegan_v_pickle_in_one_line(tmp_path, networks):
+    path = write_reference_pickle(tmp_path / 'stylegan-v.pkl', D=networks[1], G_tensors={'mapping.w_avg': torch.zeros([512])},
+        synthesis_class='SynthesisNetwork')
+    result = subprocess.run([sys.executable, '-m', 'svc_plugin.checkpoint', f'--source={path}', f'--dest={tmp_path / "x.pt"}'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr and not os.path.exists(tmp_path / 'x.pt')
+    assert len(result.stderr.strip().splitlines()) == 1 and 'not a StyleGAN3 video generator' in result.stderr
+
 def test_a_discriminator_without_counterpart_leaves_the_generator_usable(tmp_path, networks):
     path = write_reference_pickle(tmp_path / 'ref.pkl', discriminator_cfg=dict(tmean=False), G=networks[0], D=networks[1])
     snapshot = checkpoint.load_network(path)
