@@ -219,8 +219,8 @@ def generator_kwargs(G):
             'video generator; only StyleSV snapshots (StyleGAN3 synthesis) convert')
     cfg = Config(G.state['cfg'])
     refusals = [
-        (cfg.get('bspline'), 'model.generator.bspline=true: the reference\'s B-spline (its spline blending periods and phases, '
-            'with a random time offset per video) is not this project\'s; only bspline=false (linear) converts exactly'),
+        (cfg.get('bspline'), 'model.generator.bspline=true: the reference\'s B-spline (blending periods and phases, with an optional '
+            'random time offset per video) is not this project\'s; only bspline=false (linear) converts exactly'),
         (cfg.get('fuse_w') != 'concat', f'model.generator.fuse_w={cfg.get("fuse_w")!r}: w + v without a layer, the mask also on the '
             'input offset; only fuse_w=concat has a counterpart here'),
         ((cfg.get('low_rank') or 0) > 0, f'model.generator.low_rank={cfg.get("low_rank")}: the reference\'s low-rank '
