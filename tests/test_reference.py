@@ -361,6 +361,11 @@ def test_converted_discriminator_gives_the_logits_at_integer_gaps(networks, conv
     expected = cond @ (weight / np.sqrt(weight.shape[1])).t() + tensors['mapping.embed.bias']
     assert torch.allclose(converted['D'].mapping.embed(converted['D'].time_encoder(t)), expected, atol=1e-4)
 
+def test_condition_columns_reorder_each_gap_and_leave_uniform_sampling_s_later_gaps_empty():
+    # c_dim 2, F = 1, E = 2: ours per gap [sin, cos, e0, e1] reads the reference's [e0, e1, sin, cos].
+    assert reference.condition_columns(2, 2, 2, 1, 2) == [0, 1, 4, 5, 2, 3, 8, 9, 6, 7]
+    assert reference.condition_columns(2, 2, 1, 1, 2) == [0, 1, 4, 5, 2, 3, -1, -1, -1, -1] # sampling.type=uniform: one gap
+
 #----------------------------------------------------------------------------
 # What cannot be reproduced exactly is refused in one line.
 
