@@ -166,7 +166,8 @@ def plan_stages(opts, resolution):
         raise click.ClickException(f'--resume: {err}')
     G = snapshot.get('G')
     if not all(isinstance(snapshot.get(key), torch.nn.Module) for key in ['G', 'D', 'G_ema']):
-        raise click.ClickException(f'--resume: {resume} does not hold the G, D and G_ema of a training snapshot')
+        refused = f' ({snapshot["D_refused"]})' if 'D_refused' in snapshot else '' # An authors' D without a counterpart here.
+        raise click.ClickException(f'--resume: {resume} does not hold the G, D and G_ema of a training snapshot{refused}')
     if G.img_resolution != resolution:
         raise click.ClickException(f'--resume: the snapshot makes {G.img_resolution}x{G.img_resolution} frames but --data has {resolution}x{resolution}; '
             f'resume from a {resolution}x{resolution} snapshot, or make the data with python -m svc_plugin.dataset_tool --resolution={G.img_resolution}')

@@ -4,6 +4,7 @@ A network pickle (the upstream format) executes the class source it carries when
 weights-only format stores nothing but tensors, numbers and strings: one `torch.save` file holding
 each network's state dict and a JSON config naming one of the project's own classes and its
 constructor arguments, so `torch.load(weights_only=True)` reads it and no code travels with it.
+A snapshot of the authors' StyleSV code is read as data and converted (svc_plugin.reference).
 """
 
 import json
@@ -17,10 +18,14 @@ import torch
 import dnnlib
 import legacy
 from svc_plugin import fileio
+from svc_plugin import reference
 from svc_plugin import runs
 
 FORMAT = 'stylesv-weights-1'
 NETWORK_KEYS = ('G', 'D', 'G_ema', 'augment_pipe')
+
+# The reference's motion noise in this project's layout: the same noise draws the same frames.
+motion_z_from_reference = reference.motion_z_from_reference
 
 # The only classes a weights-only checkpoint may name; rebuilt from this codebase, never from the file.
 SAFE_CLASSES = (
@@ -130,7 +135,8 @@ def pickle_problem(f, err):
     return 'a complete pickle, but not a network snapshot: it holds no generator (G, D and G_ema)'
 
 def load_network(path_or_url, device='cpu'):
-    """Load a snapshot dict from a network pickle (ours or NVIDIA's) or a weights-only checkpoint.
+    """Load a snapshot dict from a network pickle (ours, NVIDIA's, or the authors' StyleSV converted: see
+    svc_plugin.reference; its D is None where it has no counterpart, the reason in 'D_refused') or a weights-only checkpoint.
 
     Every way a file can be unusable ends in NetworkLoadError with a one-line message.
     """
@@ -141,7 +147,12 @@ def load_network(path_or_url, device='cpu'):
             if weights_only:
                 return load_weights(f, device=device)
             try:
-                snapshot = legacy.load_network_pkl(f)
+                if reference.is_reference_pickle(f):
+                    snapshot = reference.load_snapshot(f)
+                else:
+                    snapshot = legacy.load_network_pkl(f)
+            except reference.UnsupportedReference as err:
+                raise NetworkLoadError(f'a snapshot of the authors\' code that cannot be converted exactly: {err}') from None
             except PICKLE_ERRORS as err:
                 f.seek(0)
                 raise NetworkLoadError(pickle_problem(f, err)) from None
@@ -198,12 +209,13 @@ def main(source, dest):
     Example: python -m svc_plugin.checkpoint --source=network-snapshot-001000.pkl --dest=network-001000.pt
     """
     try:
-        save_weights(dest, load_network(source))
+        snapshot = load_network(source)
+        save_weights(dest, snapshot)
     except NetworkLoadError as err:
         raise click.ClickException(str(err))
     except OSError as err:
         raise click.ClickException(str(err))
-    print(f'wrote {dest}')
+    print(f'wrote {dest}' + (f' without D ({snapshot["D_refused"]})' if 'D_refused' in snapshot else ''))
 
 if __name__ == '__main__':
     main()  # pylint: disable=no-value-for-parameter

@@ -84,14 +84,16 @@ class TemporalShiftConv2dLayer(networks_stylegan2.Conv2dLayer):
 class TimeGapEncoder(torch.nn.Module):
     """Features of the time gaps t[i+1] - t[i] of a clip (StyleGAN-V's temporal-difference encoder).
 
-    Each gap gets sin/cos features at periods 2, 4, ..., 2^num_freqs frames and, optionally, a learned
+    Each gap gets sin/cos features at the periods of StyleGAN-V's `construct_log_spaced_freqs`,
+    2^(num_freqs+1), ..., 8, 4 frames (angular frequencies pi 2^i / 2^num_freqs, i = 0 .. num_freqs-1, in
+    that order; num_freqs = 10 is the reference's for clips from videos of up to 1024 frames) and, optionally, a learned
     embedding, read at fractional gaps by linear interpolation between the rows of the neighbouring
     integers (so generated clips at real-valued times get a smooth code).
     """
 
     def __init__(self,
         num_frames,                 # Frames per clip (> 1): num_frames - 1 gaps.
-        num_freqs       = 10,       # Fourier periods 2^1 ... 2^num_freqs frames.
+        num_freqs       = 10,       # Fourier periods 2^(num_freqs+1) ... 4 frames.
         embed_dim       = 256,      # Width of the learned embedding of each gap, 0 = none.
         max_gap         = 1024,     # Rows of the learned embedding; longer gaps read the last row.
     ):
@@ -101,8 +103,8 @@ class TimeGapEncoder(torch.nn.Module):
         self.embed_dim = embed_dim
         self.max_gap = max_gap
         self.out_dim = (num_frames - 1) * (2 * num_freqs + embed_dim)
-        periods = 2.0 ** np.arange(1, num_freqs + 1)
-        self.register_buffer('freqs', torch.as_tensor(2 * np.pi / periods, dtype=torch.float32)) # [num_freqs] rad/frame
+        freqs = np.pi * 2.0 ** np.arange(num_freqs) / 2.0 ** num_freqs
+        self.register_buffer('freqs', torch.as_tensor(freqs, dtype=torch.float32)) # [num_freqs] rad/frame
         if embed_dim > 0:
             self.embed = torch.nn.Parameter(torch.randn([max_gap + 1, embed_dim]))
 
@@ -147,7 +149,7 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
         fuse                = 'mean',   # Frame fusion: 'mean' (StyleSV) or 'concat' (StyleGAN-V) of the frames' features.
         fuse_res            = 16,       # Resolution at whose block input the frames are fused (4 <= fuse_res < img_resolution).
         time_cond           = True,     # Condition on the time gaps between the frames (needs num_frames > 1)?
-        time_freqs          = 10,       # Fourier features per gap (periods 2 ... 2^time_freqs frames).
+        time_freqs          = 10,       # Fourier features per gap (periods 2^(time_freqs+1) ... 4 frames).
         time_embed_dim      = 256,      # Learned embedding per gap, 0 = Fourier features only.
         time_max_gap        = 1024,     # Largest gap with its own embedding row.
         architecture        = 'resnet', # 'resnet' or 'orig' ('skip' would need the image stream fused too).

@@ -59,6 +59,18 @@ def seeded_noise(seeds, slots, dim):
             noise[b, s] = torch.randn([dim], generator=gen)
     return noise
 
+def distinct_slots(slots):
+    """Slots [B, N] (with repeats) -> (distinct [B, n]: each video's distinct slots in ascending order, padded
+    with slot 0 where a video has fewer; rank [B, N]: the index of each slot among its video's distinct ones)."""
+    sorted_slots, order = slots.sort(dim=1)
+    is_new = torch.ones_like(sorted_slots, dtype=torch.bool)
+    is_new[:, 1:] = sorted_slots[:, 1:] != sorted_slots[:, :-1]
+    rank_sorted = is_new.cumsum(dim=1) - 1 # [B, N], ascending
+    rank = torch.empty_like(rank_sorted).scatter_(1, order, rank_sorted) # [B, N], in the order of slots
+    num_distinct = int(rank_sorted[:, -1].max()) + 1
+    distinct = torch.zeros_like(slots[:, :num_distinct]).scatter_(1, rank_sorted, sorted_slots) # [B, num_distinct]
+    return distinct, rank
+
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
@@ -93,21 +105,26 @@ class MotionEncoder(torch.nn.Module):
     Key code m sits at key frame m*d and is computed from noise slots m-R .. m+R (R = kernel_size-1, two
     valid convolutions: 21 slots for kernel 11). From code m the encoder predicts periods
     p_m = tanh(A_p u_m) + 1, phases phi_m = A_phi u_m (scaled by max_period_len / period length, as
-    StyleGAN-V) and aligners a_m = A_a u_m, and key m's own embedding
+    StyleGAN-V) and aligners a_m = A_a u_m; with omega = 2 pi / base periods, key m's sinusoid at time s is
 
-        e_m(t) = [sin, cos](omega * p_m * (t - c_m) + phi_m) + a_m,      omega = 2 pi / base periods,
+        e_m(s) = [sin, cos](omega * p_m * s + phi_m).
 
-    in time local to the key (c_m its centre). 'bspline': v(t) = sum_j w_j(u) e_{k+j}(t), j = 0..2, with
-    k = floor(t/d), u = (t mod d)/d, c_m = (m - 1/2) d the centre of the basis function's support.
-    B-spline basis functions are C1 with compact support and each e_m is smooth, so v is C1 everywhere.
-    (Blending periods and phases instead, with absolute t, adds d(p)/dt * t to the frequency: a chirp
-    that grows without bound along a long video.) 'linear', StyleGAN-V: periods and phases from code k,
-    v(t) = e(t) - [(1-u) e(kd) + u e(kd+d)] + (1-u) a_k + u a_{k+1}, c_k = kd: continuous, but its
-    derivative jumps at every key frame.
+    'linear' is StyleGAN-V's formula (universome/stylegan-v and genforce/StyleSV, AlignedTimeEncoder) in
+    absolute time: periods and phases from code k = floor(t/d), u = (t mod d)/d,
+    v(t) = e_k(t) - [(1-u) e_k(kd) + u e_k(kd+d)] + (1-u) a_k + u a_{k+1}: continuous (v(kd) = a_k), but
+    its derivative jumps at every key frame.
+    'bspline' (StyleSV's C1 motion, our formulation): v(t) = sum_j w_j(u) [e_{k+j}(t - c_{k+j}) + a_{k+j}],
+    j = 0..2, each key's sinusoid in time local to c_m = (m - 1/2) d, the centre of its basis function's
+    support. B-spline basis functions are C1 with compact support and each term is smooth, so v is C1
+    everywhere; local time makes v depend on t only through t - kd, so the same noise gives the same
+    motion a multiple of d later and a loop closes smoothly. (The authors' B-spline variant blends
+    periods and phases instead, with absolute t: that adds d(p)/dt * t to the frequency, a chirp that
+    grows without bound along a long video; it is not reproduced.)
 
-    Local time keeps every sin/cos argument within a few periods whatever t is: float32 stays exact at
-    t = 1e6 (absolute t would leave ~0.06 frames of resolution there), and, with noise slots wrapped
-    modulo motion_period/d, frame t+P recomputes exactly what frame t computed.
+    Every phase omega * p * s is reduced modulo 2 pi in float64 before the float32 sine, so frame 1e6 is
+    as exact as frame 0 for the predicted periods (in float32, t = 1e6 would leave ~0.06 frames of time
+    resolution). With motion_period P, t is taken modulo P and noise slots modulo P/d: frame t+P
+    recomputes exactly what frame t computed.
     """
 
     def __init__(self,
@@ -151,12 +168,11 @@ class MotionEncoder(torch.nn.Module):
         that call read, in ascending slot order. It fits any t that reads the same pattern of slots: the
         same t, t shifted by a multiple of d, or (with motion_period) by a multiple of P.
         motion_seeds: [B] ints; the noise of slot s of video b is a pure function of (seed b, s).
-        motion_period: P, a multiple of d: noise slots wrap modulo P/d, so v(t + P) == v(t).
+        motion_period: P, a multiple of d: t is taken modulo P and noise slots modulo P/d, so v(t + P) == v(t).
         Neither motion_z nor motion_seeds: fresh torch.randn noise (training).
         Returns dict(motion_v=[B*F, v_dim] float32, motion_z=[B, distinct slots, z_dim]).
         """
         d = self.motion_z_distance
-        device = self.freqs.device
         misc.assert_shape(t, [None, None])
         batch_size, num_frames = t.shape
         if motion_z is not None and motion_seeds is not None:
@@ -166,16 +182,7 @@ class MotionEncoder(torch.nn.Module):
         if motion_period is not None and (int(motion_period) != motion_period or motion_period <= 0 or motion_period % d != 0):
             raise ValueError(f'motion_period must be a positive multiple of motion_z_distance={d}, got {motion_period}')
 
-        # Key interval of every frame; float64 so that the remainder is exact for large t.
-        t = t.to(device=device, dtype=torch.float64)
-        keys = torch.floor(t / d) # [B, F]
-        u = ((t - keys * d) / d).to(torch.float32) # [B, F], in [0, 1)
-        keys = keys.to(torch.int64)
-
-        # Each frame's K keys k..k+K-1 read noise slots k-R .. k+K-1+R: a window of W = K + 2R slots.
-        window = keys.unsqueeze(2) - self.reach + torch.arange(self.num_keys + 2 * self.reach, device=device) # [B, F, W]
-        if motion_period is not None:
-            window = window % (int(motion_period) // d)
+        t, keys, u, window = self.frame_keys(t, motion_period)
         noise, motion_z = self.read_noise(window.flatten(1), motion_z, motion_seeds) # [B, F*W, z_dim]
         codes = self.key_codes(noise.reshape(batch_size * num_frames, window.shape[2], self.z_dim), c, num_frames)
         codes = codes.reshape(batch_size, num_frames, self.num_keys, self.z_dim) # [B, F, K, z_dim]
@@ -187,8 +194,25 @@ class MotionEncoder(torch.nn.Module):
         if self.kind == 'bspline':
             motion_v = self.bspline_embedding(u, periods, phases, aligners)
         else:
-            motion_v = self.linear_embedding(u, periods, phases, aligners)
+            motion_v = self.linear_embedding(t, keys, u, periods, phases, aligners)
         return dict(motion_v=motion_v.reshape(batch_size * num_frames, self.v_dim), motion_z=motion_z)
+
+    def frame_keys(self, t, motion_period=None):
+        """Frame times [B, F] -> (t float64, taken modulo motion_period; keys k = floor(t/d) [B, F] int64;
+        u = (t mod d)/d [B, F] float32, in [0, 1); window: the noise slots each frame reads, [B, F, K + 2R])."""
+        d = self.motion_z_distance
+        t = t.to(device=self.freqs.device, dtype=torch.float64) # float64: the remainder stays exact for large t.
+        if motion_period is not None:
+            t = t % int(motion_period)
+        keys = torch.floor(t / d) # [B, F]
+        u = ((t - keys * d) / d).to(torch.float32) # [B, F]
+        keys = keys.to(torch.int64)
+
+        # Each frame's K keys k..k+K-1 read noise slots k-R .. k+K-1+R: a window of W = K + 2R slots.
+        window = keys.unsqueeze(2) - self.reach + torch.arange(self.num_keys + 2 * self.reach, device=keys.device) # [B, F, W]
+        if motion_period is not None:
+            window = window % (int(motion_period) // d)
+        return t, keys, u, window
 
     def read_noise(self, slots, motion_z, motion_seeds):
         """Noise at slots [B, N] (with repeats) -> ([B, N, z_dim], motion_z: the distinct slots' noise).
@@ -197,17 +221,12 @@ class MotionEncoder(torch.nn.Module):
         frames share the call.
         """
         batch_size = slots.shape[0]
-        sorted_slots, order = slots.sort(dim=1)
-        is_new = torch.ones_like(sorted_slots, dtype=torch.bool)
-        is_new[:, 1:] = sorted_slots[:, 1:] != sorted_slots[:, :-1]
-        rank_sorted = is_new.cumsum(dim=1) - 1 # [B, N]: index among the distinct slots, ascending
-        rank = torch.empty_like(rank_sorted).scatter_(1, order, rank_sorted) # [B, N], in the order of slots
-        num_distinct = int(rank_sorted[:, -1].max()) + 1
+        distinct, rank = distinct_slots(slots)
+        num_distinct = distinct.shape[1]
 
         if motion_z is None and motion_seeds is None:
             motion_z = torch.randn([batch_size, num_distinct, self.z_dim], device=slots.device)
         elif motion_z is None:
-            distinct = torch.zeros_like(slots[:, :num_distinct]).scatter_(1, rank_sorted, sorted_slots) # [B, num_distinct]
             motion_z = seeded_noise([int(s) for s in motion_seeds], distinct, self.z_dim).to(slots.device)
         elif list(motion_z.shape) != [batch_size, num_distinct, self.z_dim]:
             raise ValueError(f'motion_z of shape {list(motion_z.shape)} does not fit these times: '
@@ -225,24 +244,27 @@ class MotionEncoder(torch.nn.Module):
         x = self.conv1(self.conv0(x.permute(0, 2, 1))) # [B*F, z_dim, K]
         return x.permute(0, 2, 1)
 
-    def key_embeddings(self, local_t, periods, phases):
-        """[sin, cos](omega * p * local_t + phi): [..., num_freqs] -> [..., v_dim]."""
-        angles = self.freqs * periods * local_t.unsqueeze(-1) + phases
+    def key_embeddings(self, s, periods, phases):
+        """[sin, cos](omega * p * s + phi): times s [...] (float64), periods and phases [..., num_freqs] -> [..., v_dim].
+        omega * p * s is reduced modulo 2 pi in float64 (exact for float32 p at any s) before the float32 sine."""
+        turns = self.freqs.double() * periods.double() * s.unsqueeze(-1) # [..., num_freqs], radians
+        angles = (turns - (2 * np.pi) * torch.floor(turns / (2 * np.pi))).to(torch.float32) + phases
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
     def bspline_embedding(self, u, periods, phases, aligners):
-        """sum_j w_j(u) e_{k+j}(t), each key in time relative to the centre of its basis function."""
-        local_t = (u.unsqueeze(2) - torch.arange(self.num_keys, device=u.device) + 0.5) * self.motion_z_distance # [B, F, K]
+        """sum_j w_j(u) [e_{k+j} + a_{k+j}], each key's sinusoid in time relative to the centre of its basis function."""
+        local_t = (u.double().unsqueeze(2) - torch.arange(self.num_keys, device=u.device) + 0.5) * self.motion_z_distance # [B, F, K]
         embeddings = self.key_embeddings(local_t, periods, phases) + aligners # [B, F, K, v_dim]
         return (blend_weights(u, 'bspline').unsqueeze(3) * embeddings).sum(dim=2) # [B, F, v_dim]
 
-    def linear_embedding(self, u, periods, phases, aligners):
-        """StyleGAN-V: e(t) minus its linear interpolation between the two knots, plus interpolated aligners."""
-        d = self.motion_z_distance
+    def linear_embedding(self, t, keys, u, periods, phases, aligners):
+        """StyleGAN-V, absolute time: e_k(t) minus its linear interpolation between the knots kd and kd+d, plus
+        interpolated aligners. t [B, F] float64, keys [B, F]."""
         p, phi = periods[:, :, 0], phases[:, :, 0] # from key k: [B, F, num_freqs]
-        knots = self.key_embeddings(torch.tensor([0.0, d], device=u.device).expand(*u.shape, 2), p.unsqueeze(2), phi.unsqueeze(2)) # [B, F, 2, v_dim]
+        knot_times = (keys * self.motion_z_distance).unsqueeze(2) + torch.tensor([0, self.motion_z_distance], device=keys.device) # [B, F, 2]
+        knots = self.key_embeddings(knot_times.double(), p.unsqueeze(2), phi.unsqueeze(2)) # [B, F, 2, v_dim]
         weights = blend_weights(u, 'linear').unsqueeze(3) # [B, F, 2, 1]
-        return self.key_embeddings(u * d, p, phi) + (weights * (aligners - knots)).sum(dim=2) # [B, F, v_dim]
+        return self.key_embeddings(t, p, phi) + (weights * (aligners - knots)).sum(dim=2) # [B, F, v_dim]
 
     def extra_repr(self):
         return (f'c_dim={self.c_dim:d}, z_dim={self.z_dim:d}, v_dim={self.v_dim:d}, '

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,7 +150,14 @@ def test_time_gap_encoder_interpolates_the_learned_embedding_at_fractional_gaps(
     assert torch.allclose(features[0, 6:], enc.embed[2])
     assert torch.allclose(features[1, 6:], (enc.embed[2] + enc.embed[3]) / 2)
     assert torch.allclose(features[2, 6:], enc.embed[8])
-    assert torch.allclose(features[0, :3], torch.sin(2 * torch.pi * 2 / torch.tensor([2.0, 4.0, 8.0])), atol=1e-6)
+    assert torch.allclose(features[0, :3], torch.sin(2 * torch.pi * 2 / torch.tensor([16.0, 8.0, 4.0])), atol=1e-6)
+
+def test_time_gap_frequencies_are_stylegan_v_log_spaced_periods_2048_down_to_4():
+    # StyleGAN-V's construct_log_spaced_freqs(1024): pi * 2^i / 1024, i = 0..9, i.e. periods 2048, 1024, ..., 4 frames.
+    periods = 2 * np.pi / TimeGapEncoder(num_frames=3).freqs.double().numpy()
+    assert np.allclose(periods, [2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4])
+    features = TimeGapEncoder(num_frames=2, embed_dim=0)(torch.tensor([[0.0, 3.0]]))
+    assert torch.allclose(features[0, 8:10], torch.tensor([np.sin(2 * np.pi * 3 / 8), np.sin(2 * np.pi * 3 / 4)], dtype=torch.float32), atol=1e-6)
 
 def test_logits_depend_on_the_time_gaps():
     torch.manual_seed(0)

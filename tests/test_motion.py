@@ -1,4 +1,5 @@
-"""Tests for svc_plugin.motion: blending weights, smoothness at key frames, lazy, chunked, cyclic and far-time motion."""
+"""Tests for svc_plugin.motion: blending weights, smoothness at key frames, StyleGAN-V's linear formula, lazy, chunked,
+cyclic and far-time motion."""
 
 import pickle
 
@@ -154,14 +155,43 @@ def test_cyclic_motion_is_smooth_across_the_seam():
     start, _ = _v(encoder, [[0.0]], motion_seeds=[3], motion_period=period)
     assert (before - start).abs().max() < 1e-2
 
-def test_far_time_equals_shifted_noise(encoder):
-    # A million frames later (a multiple of d) the same noise gives the same motion: local time, no precision loss.
+def test_bspline_far_time_equals_shifted_noise():
+    # A million frames later (a multiple of d) the same noise gives the same B-spline motion: key-local time, no precision loss.
+    encoder = _encoder('bspline')
     t = torch.tensor([[0, 0.25, 3.5, 9, 13.75]])
     v, z = _v(encoder, t, motion_seeds=[4])
     far = t + 1e6
     v_far, z_far = _v(encoder, far, motion_z=z)
     assert torch.allclose(v, v_far, atol=1e-5)
     assert z_far.shape == z.shape # the far frames read as many slots as the near ones
+
+def _stylegan_v_linear(encoder, t, seed):
+    """StyleGAN-V's aligned time encoder written out in float64, absolute time, on the encoder's own key codes:
+    periods and phases of the left key k, v = e(t) - [(1-w) e(kd) + w e(kd+d)] + (1-w) a_k + w a_{k+1}."""
+    t64, keys, _, window = encoder.frame_keys(t)
+    noise, _ = encoder.read_noise(window.flatten(1), None, [seed])
+    codes = encoder.key_codes(noise.reshape(-1, window.shape[2], encoder.z_dim), None, t.shape[1]).unsqueeze(0) # [1, F, 2, z_dim]
+    # The encoder's own float32 predictions (as it batches them): at t = 1e6 one ulp of a period moves the phase by ~0.05.
+    p = (encoder.period_predictor(codes).tanh() + 1)[0, :, 0].double()
+    phi = (encoder.phase_predictor(codes) * encoder.phase_scales)[0, :, 0].double()
+    a = encoder.aligner_predictor(codes)[0].double()
+    def e(s):
+        x = encoder.freqs.double() * p * s[:, None] + phi
+        return torch.cat([x.sin(), x.cos()], dim=1)
+    t64 = t64[0]
+    left = torch.floor(t64 / D) * D
+    w = ((t64 - left) / D)[:, None]
+    return e(t64) - ((1 - w) * e(left) + w * e(left + D)) + (1 - w) * a[:, 0] + w * a[:, 1]
+
+def test_linear_motion_is_stylegan_v_formula_in_absolute_time_exact_far_away():
+    encoder = _encoder('linear')
+    t = torch.tensor([[0, 2.5, 4, 7.75, 33.3, 61, 1e6 + 1.25, 1e6 + 17.5, 3e7 + 2]], dtype=torch.float64) # exact in float32
+    with torch.no_grad():
+        expected = _stylegan_v_linear(encoder, t, seed=6)
+        v, _ = _v(encoder, t, motion_seeds=[6])
+    # float32 rounding only, at frame 3e7 too: the phase is reduced modulo 2 pi in float64.
+    assert (v.double() - expected).abs().max() < 2e-5
+    assert (v.double() - expected)[:6].abs().max() < 2e-6
 
 def test_far_time_is_as_lazy_as_time_zero(encoder):
     _, z_near = _v(encoder, [[0, 1]], motion_seeds=[0]) # both frames in key interval 0: one window
