@@ -4,7 +4,8 @@ The op files (upfirdn2d, bias_act, filtered_lrelu, conv2d_resample) of --rev are
 temporary package; their public functions are swapped into torch_utils.ops for the 'then' steps, so both run the
 same networks and inputs, step after step, and a change in machine load affects both alike. Rows: each op at the
 shapes StyleGAN2/3 use it with (forward + backward), a StyleGAN3-T G forward + backward, and a StyleGAN2 D
-forward + backward + R1. Prints the median ms of each and now / then (below 1: now is faster).
+forward + backward + R1. Prints the median ms of each and now / then (below 1: now is faster). By default one
+thread and the process's CPU time, which other work on a shared machine disturbs far less than wall-clock time.
 """
 
 import argparse
@@ -113,20 +114,20 @@ def network_steps(res, batch, cbase, cmax):
 
 #----------------------------------------------------------------------------
 
-def seconds(step):
-    start = time.perf_counter()
+def seconds(step, clock):
+    start = clock()
     step()
-    return time.perf_counter() - start
+    return clock() - start
 
-def compare(steps, then_modules, reps):
+def compare(steps, then_modules, reps, clock):
     """name -> (median ms now, median ms then), the two alternating step by step after one warm-up each."""
     result = {}
     for name, step in steps.items():
         now, then = [], []
         for rep in range(reps + 1):
-            t_now = seconds(step)
+            t_now = seconds(step, clock)
             with swapped_in(then_modules):
-                t_then = seconds(step)
+                t_then = seconds(step, clock)
             if rep > 0:
                 now.append(t_now)
                 then.append(t_then)
@@ -142,11 +143,12 @@ def main():
     parser.add_argument('--batch', type=int, default=4, help='batch of the networks and the ops')
     parser.add_argument('--scale', type=float, default=0.5, help='channels of the op rows, times 128')
     parser.add_argument('--reps', type=int, default=5, help='timed steps per path (median reported)')
-    parser.add_argument('--threads', type=int, help='torch threads (default: PyTorch\'s)')
+    parser.add_argument('--threads', type=int, default=1, help='torch threads')
+    parser.add_argument('--clock', choices=['cpu', 'wall'], default='cpu', help="the process's CPU time or wall-clock time")
     parser.add_argument('--skip', default='', help='comma-separated: ops, networks')
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == 'cpu' else time.perf_counter
     steps = {}
     if 'ops' not in args.skip:
         steps.update(op_steps(args.batch, args.scale))
@@ -154,8 +156,9 @@ def main():
         steps.update(network_steps(args.res, args.batch, args.cbase, args.cmax))
     with tempfile.TemporaryDirectory() as tmpdir:
         then_modules = load_revision(args.rev, tmpdir)
-        result = compare(steps, then_modules, args.reps)
-    print(f'CPU, {torch.get_num_threads()} threads; ops of {args.rev} ("then") vs the working tree ("now"), batch {args.batch}, reps {args.reps}')
+        result = compare(steps, then_modules, args.reps, clock)
+    print(f'CPU, {torch.get_num_threads()} threads, {args.clock} time; ops of {args.rev} ("then") vs the working tree ("now"), '
+        f'batch {args.batch}, reps {args.reps}')
     print(f'{"":>28} {"now ms":>9} {"then ms":>9} {"now/then":>9}')
     for name, (now, then) in result.items():
         print(f'{name:>28} {now:>9.2f} {then:>9.2f} {now / then:>8.2f}x')
