@@ -4,8 +4,9 @@ The op files (upfirdn2d, bias_act, filtered_lrelu, conv2d_resample) of --rev are
 temporary package; their public functions are swapped into torch_utils.ops for the 'then' steps, so both run the
 same networks and inputs, step after step, and a change in machine load affects both alike. Rows: each op at the
 shapes StyleGAN2/3 use it with (forward + backward), a StyleGAN3-T G forward + backward, and a StyleGAN2 D
-forward + backward + R1. Prints the median ms of each and now / then (below 1: now is faster). By default one
-thread and the process's CPU time, which other work on a shared machine disturbs far less than wall-clock time.
+forward + backward + R1. Prints the fastest ms of each, now / then of the fastest and of the medians (below 1: now is
+faster). By default one thread and the process's CPU time, which other work on a shared machine disturbs far less
+than wall-clock time (it still inflates some steps: the fastest of many is the steadier figure).
 """
 
 import argparse
@@ -120,19 +121,22 @@ def seconds(step, clock):
     return clock() - start
 
 def compare(steps, then_modules, reps, clock):
-    """name -> (median ms now, median ms then), the two alternating step by step after one warm-up each."""
-    result = {}
+    """Print the fastest ms of each step now and then, and their ratios; the two alternate step by step (which goes first
+    alternating too) after one warm-up each."""
+    print(f'{"":>28} {"now ms":>9} {"then ms":>9} {"now/then min":>13} {"of medians":>13}')
     for name, step in steps.items():
         now, then = [], []
         for rep in range(reps + 1):
-            t_now = seconds(step, clock)
-            with swapped_in(then_modules):
-                t_then = seconds(step, clock)
+            with swapped_in(then_modules if rep % 2 else {}): # Which runs first alternates: no bias for either.
+                first = seconds(step, clock)
+            with swapped_in({} if rep % 2 else then_modules):
+                second = seconds(step, clock)
+            t_now, t_then = (second, first) if rep % 2 else (first, second)
             if rep > 0:
                 now.append(t_now)
                 then.append(t_then)
-        result[name] = statistics.median(now) * 1e3, statistics.median(then) * 1e3
-    return result
+        ratio = statistics.median(now) / statistics.median(then)
+        print(f'{name:>28} {min(now) * 1e3:>9.2f} {min(then) * 1e3:>9.2f} {min(now) / min(then):>12.2f}x {ratio:>12.2f}x', flush=True)
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -142,7 +146,7 @@ def main():
     parser.add_argument('--cmax', type=int, default=128, help='channel_max of the networks')
     parser.add_argument('--batch', type=int, default=4, help='batch of the networks and the ops')
     parser.add_argument('--scale', type=float, default=0.5, help='channels of the op rows, times 128')
-    parser.add_argument('--reps', type=int, default=5, help='timed steps per path (median reported)')
+    parser.add_argument('--reps', type=int, default=15, help='timed steps per path')
     parser.add_argument('--threads', type=int, default=1, help='torch threads')
     parser.add_argument('--clock', choices=['cpu', 'wall'], default='cpu', help="the process's CPU time or wall-clock time")
     parser.add_argument('--skip', default='', help='comma-separated: ops, networks')
@@ -154,14 +158,10 @@ def main():
         steps.update(op_steps(args.batch, args.scale))
     if 'networks' not in args.skip:
         steps.update(network_steps(args.res, args.batch, args.cbase, args.cmax))
-    with tempfile.TemporaryDirectory() as tmpdir:
-        then_modules = load_revision(args.rev, tmpdir)
-        result = compare(steps, then_modules, args.reps, clock)
     print(f'CPU, {torch.get_num_threads()} threads, {args.clock} time; ops of {args.rev} ("then") vs the working tree ("now"), '
-        f'batch {args.batch}, reps {args.reps}')
-    print(f'{"":>28} {"now ms":>9} {"then ms":>9} {"now/then":>9}')
-    for name, (now, then) in result.items():
-        print(f'{name:>28} {now:>9.2f} {then:>9.2f} {now / then:>8.2f}x')
+        f'batch {args.batch}, reps {args.reps}', flush=True)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        compare(steps, load_revision(args.rev, tmpdir), args.reps, clock)
 
 #----------------------------------------------------------------------------
 
