@@ -76,7 +76,7 @@ def to_host(frames):
     host = torch.empty(frames.shape, dtype=frames.dtype, pin_memory=True)
     host.copy_(frames, non_blocking=True)
     ready = torch.cuda.Event()
-    ready.record()
+    ready.record(torch.cuda.current_stream(frames.device))
     return host, ready
 
 def stream_clips(writer, chunks, grid, pending_chunks=2, progress=None):
