@@ -75,11 +75,10 @@ def generate_frames(G, videos, num_frames, batch=16, start=0.0, step=1.0, motion
         truncation_psi=truncation_psi, motion_period=motion_period)
 
 def stream_video(writer, chunks, grid, num_frames, desc):
-    """Quantise each chunk of clips, tile it into `grid` and stream it into `writer`, with a progress bar in frames/s."""
-    with writer, tqdm.tqdm(total=num_frames, unit='frame', desc=desc, leave=True) as bar:
-        for clips in chunks:
-            writer.write(video_io.tile_clips(video_io.to_uint8(clips).cpu(), grid))
-            bar.update(clips.shape[1])
+    """Quantise each chunk of clips, tile it into `grid` and stream it into `writer`, encoding in a thread of its own while
+    the next chunk is generated (video_io.stream_clips), with a progress bar in frames/s."""
+    with tqdm.tqdm(total=num_frames, unit='frame', desc=desc, leave=True) as bar:
+        video_io.stream_clips(writer, chunks, grid, progress=bar.update)
 
 #----------------------------------------------------------------------------
 

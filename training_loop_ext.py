@@ -133,17 +133,18 @@ def build_augment_pipe(augment_kwargs, augment_p, ada_target, snapshot):
     return augment_pipe
 
 def print_summaries(G, D, frames, device):
-    """Layer tables of G and D, run on one zero clip per mbstd group."""
+    """Layer tables of G and D, run on one zero clip per mbstd group. Without cuDNN autotuning: the training step's
+    shapes are others, so tuning these would only delay the first step."""
     clips = 4
     z = torch.zeros([clips, G.z_dim], device=device)
     c = torch.zeros([clips, G.c_dim], device=device)
-    if frames == 1:
-        images = misc.print_module_summary(G, [z, c])
-        misc.print_module_summary(D, [images, c])
-        return
-    t = torch.arange(frames, device=device, dtype=torch.float32).repeat(clips, 1) # [clips, frames]
-    images = misc.print_module_summary(G, [z, c, t])
-    misc.print_module_summary(D, [images, c, t])
+    inputs = [z, c] if frames == 1 else [z, c, torch.arange(frames, device=device, dtype=torch.float32).repeat(clips, 1)] # t: [clips, frames]
+    benchmark, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, False
+    try:
+        images = misc.print_module_summary(G, inputs)
+        misc.print_module_summary(D, [images, *inputs[1:]])
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
 
 #----------------------------------------------------------------------------
 # Optimisation: phases with lazy regularisation, gradients averaged over processes, G_ema, ADA.

@@ -1,12 +1,20 @@
-"""Benchmark gen_video: frames/s of the whole pipeline, and the per-frame cost of the video generator next to the image generator's.
+"""Benchmark gen_video: frames/s of the whole pipeline, encoding overlapped with generation or not, and the per-frame
+cost of the video generator next to the image generator's.
 
 The video generator is built from the image generator (VideoGenerator.from_image_generator), so the two
 share every synthesis weight and differ only by the motion path. Timed in one process, alternating
-rep by rep after a warm-up, so that a change in machine load affects all three alike:
-  image G   G_image(z [batch], c): one image per sample
-  video G   G_video(z [1], c, t [1, batch]): `batch` frames of one video (the call gen_video makes)
-  gen_video gen_video.generate_frames -> uint8 -> H.264 mp4 (ffmpeg in its own process, competing for the
-            same CPU cores), `frames` frames of one video, ffmpeg's start-up included
+rep by rep after a warm-up, so that a change in machine load affects all alike:
+  image G      G_image(z [batch], c): one image per sample
+  video G      G_video(z [1], c, t [1, batch]): `batch` frames of one video (the call gen_video makes)
+  generation   gen_video.generate_frames -> uint8 on the device -> host memory, `frames` frames of one video, no encoder
+  encoder      those frames (made once, beforehand) -> H.264 mp4 in chunks of `batch`, no generation
+  synchronous  generation -> H.264 mp4, each chunk written before the next is generated (gen_video before the
+               encoder got a thread of its own)
+  gen_video    generation -> H.264 mp4 as gen_video.py writes it: the encoder fed from a thread of its own
+               (video_io.stream_clips) while the next chunk is generated
+Every mp4 row runs ffmpeg in its own process (competing with the generator for the CPU cores), start-up included.
+Overlapping can at best turn generation + encoder into the larger of the two; on a CPU, generation and ffmpeg share
+the same cores, so only a GPU (generating while the CPU encodes) can gain the whole of it.
 """
 
 import argparse
@@ -30,22 +38,36 @@ from timing import timed
 
 #----------------------------------------------------------------------------
 
-def pipeline(G, num_frames, batch, path):
-    """What gen_video.py does for one video, without the progress bar."""
+def generation(G, num_frames, batch):
+    """gen_video's frames in host memory as uint8, no encoder."""
+    for clips in gen_video.generate_frames(G, [(0, 0)], num_frames, batch=batch):
+        video_io.to_uint8(clips).cpu()
+
+def synchronous_pipeline(G, num_frames, batch, path):
+    """gen_video.py for one video with each chunk encoded before the next is generated."""
     with video_io.Mp4Writer(path, fps=25) as writer:
         for clips in gen_video.generate_frames(G, [(0, 0)], num_frames, batch=batch):
-            writer.write(video_io.tile_clips(video_io.to_uint8(clips).cpu(), (1, 1)))
+            writer.write(video_io.tile_clips(video_io.to_uint8(clips), (1, 1)).cpu())
+
+def pipeline(G, num_frames, batch, path):
+    """What gen_video.py does for one video, without the progress bar."""
+    video_io.stream_clips(video_io.Mp4Writer(path, fps=25), gen_video.generate_frames(G, [(0, 0)], num_frames, batch=batch), (1, 1))
 
 def measure(G_image, G_video, args, device, outdir):
-    """Median seconds per frame of (image G, video G, pipeline)."""
+    """Median seconds per frame of each step below."""
     z = torch.randn([args.batch, G_image.z_dim], device=device)
     t = torch.arange(args.batch, dtype=torch.float32, device=device).unsqueeze(0) # [1, batch]
+    clips = torch.cat(list(gen_video.generate_frames(G_video, [(0, 0)], args.frames, batch=args.batch)), dim=1) # [1, frames, C, H, W]
+    encoded = video_io.tile_clips(video_io.to_uint8(clips), (1, 1)).cpu()                                       # [frames, H, W, C]
     steps = dict(
         image=lambda: G_image(z, None),
         video=lambda: G_video(z[:1], None, t=t, motion_seeds=[0]),
+        generation=lambda: generation(G_video, args.frames, args.batch),
+        encoder=lambda: video_io.write_video(os.path.join(outdir, 'encoder.mp4'), encoded.split(args.batch)),
+        synchronous=lambda: synchronous_pipeline(G_video, args.frames, args.batch, os.path.join(outdir, 'sync.mp4')),
         pipeline=lambda: pipeline(G_video, args.frames, args.batch, os.path.join(outdir, 'bench.mp4')),
     )
-    frames = dict(image=args.batch, video=args.batch, pipeline=args.frames)
+    frames = dict(image=args.batch, video=args.batch, generation=args.frames, encoder=args.frames, synchronous=args.frames, pipeline=args.frames)
     times = {name: [] for name in steps}
     with torch.no_grad():
         for rep in range(args.reps + 1):
@@ -81,9 +103,11 @@ def main():
     threads = f' ({torch.get_num_threads()} threads)' if device.type == 'cpu' else f' ({torch.cuda.get_device_name(device)})'
     print(f'device={device}{threads}, {args.res}x{args.res}, cbase={args.cbase}, cmax={args.cmax}, batch={args.batch}, '
         f'frames={args.frames}, reps={args.reps}')
-    print(f'{"":>10} {"ms/frame":>9} {"frames/s":>9} {"vs image G":>11}')
-    for name, label in [('image', 'image G'), ('video', 'video G'), ('pipeline', 'gen_video')]:
-        print(f'{label:>10} {sec[name] * 1e3:>9.1f} {1 / sec[name]:>9.2f} {sec[name] / sec["image"]:>10.2f}x')
+    print(f'{"":>12} {"ms/frame":>9} {"frames/s":>9} {"vs image G":>11}')
+    for name, label in [('image', 'image G'), ('video', 'video G'), ('generation', 'generation'), ('encoder', 'encoder'),
+            ('synchronous', 'synchronous'), ('pipeline', 'gen_video')]:
+        print(f'{label:>12} {sec[name] * 1e3:>9.1f} {1 / sec[name]:>9.2f} {sec[name] / sec["image"]:>10.2f}x')
+    print(f'gen_video (encoder in its own thread) vs synchronous: {sec["synchronous"] / sec["pipeline"]:.2f}x the frames/s')
 
 #----------------------------------------------------------------------------
 

@@ -7,11 +7,16 @@ Each part runs in a process of its own under a time budget, so a part that fails
               G's images, D's logits, R1's input gradient and its gradient w.r.t. D's weights (relative rms)
   train       the default train_video.py (--stage=both, ADA + R1 in the image stage) on demo data at 64x64, two ticks
               per stage: pass/fail and seconds from launch to the first step
-  first_step  seconds from launch to the first training step of train_video.py at 256x256 (cuDNN autotuning on)
-  g_d         G inference, G fwd+bwd, D fwd+bwd, R1 and the training iteration they add up to, 256x256 StyleGAN3-T at
-              the paper's width, batch 16, fp16 on the 4 highest resolutions, cudnn.benchmark on, TF32 off; CUDA-
-              synchronised medians after a warm-up, beside NVIDIA's release (its compiled CUDA kernels) on one H200;
-              with --profile G fwd+bwd's top CUDA kernels
+  first_step  seconds from launch to the first training step of train_video.py at 256x256 (cuDNN autotuning on), and
+              where they go: each phase ends where train_video.py prints the next one's line
+  g_d_plain   G inference, G fwd+bwd, D fwd+bwd, R1 and the training iteration they add up to, 256x256 StyleGAN3-T at
+  g_d         the paper's width, batch 16, fp16 on the 4 highest resolutions, TF32 off; CUDA-synchronised medians after
+  g_d_triton  a warm-up, beside NVIDIA's release (its compiled CUDA kernels) on one H200. One part per formulation of
+              the ops: plain (impl='ref', the CPU path: depthwise and transposed convolutions; cudnn.benchmark off,
+              whose autotuning of every filter shape takes minutes), matrix (the default on CUDA: banded matrix
+              products) and Triton (STYLESV_OPS=triton: an op's Triton kernel where it has one, else the matrix
+              products; a row saying why where Triton cannot run), then a table of the three side by side;
+              with --profile G fwd+bwd's top CUDA kernels of the matrix formulation
   gen_video   frames/s of gen_video's chunked generator at 256x256 with the same generator, and with H.264 writing
               (imageio-ffmpeg, a requirement)
   i3d         FVD detector clips/s, 16-frame clips at 256x256 resized to 224x224
@@ -40,8 +45,8 @@ for _path in (_root, os.path.join(_root, 'third_party', 'stylegan3'), os.path.di
 NVIDIA_H200_MS = dict(g_inference=38.0, g_fwd_bwd=135.0, d_fwd_bwd=16.1, r1=116.0)
 NVIDIA_H200_MS['iteration'] = NVIDIA_H200_MS['g_fwd_bwd'] + NVIDIA_H200_MS['g_inference'] + 2 * NVIDIA_H200_MS['d_fwd_bwd'] + NVIDIA_H200_MS['r1'] / 16
 
-# Seconds each part may take on a GPU (about 6 minutes in all); --small, meant for CPUs, allows SMALL_SLOWDOWN times as much.
-BUDGET_SEC = dict(env=20, ops=75, train=100, first_step=60, g_d=90, gen_video=40, i3d=30)
+# Seconds each part may take on a GPU (about 10 minutes in all, at most); --small, meant for CPUs, allows SMALL_SLOWDOWN times as much.
+BUDGET_SEC = dict(env=20, ops=75, train=100, first_step=60, g_d_plain=90, g_d=90, g_d_triton=120, gen_video=40, i3d=30)
 SMALL_SLOWDOWN = 4
 
 #----------------------------------------------------------------------------
@@ -137,19 +142,40 @@ def make_demo_dataset(workdir, resolution, videos, frames):
             cwd=_root, check=True, capture_output=True, text=True)
     return dest
 
+# train_video.py's start-up, phase by phase: each ends where the output line of the next begins (launch: the first
+# begins; the first tick line ends the last).
+START_UP_PHASES = [('imports, options, dataset check', None), ('training set', 'Loading training set...'),
+    ('networks, summaries, optimizers', 'Constructing networks...'), ('previews', 'Exporting previews...'),
+    ('first step (cuDNN autotuning, compilation)', 'Training from kimg')]
+
 def run_training(options, outdir):
-    """(exit code, seconds from launch to the first tick line, number of tick lines, last output line) of train_video.py
-    with metrics off and a 2x2 preview grid (previews are exported before the first step)."""
+    """(exit code, seconds from launch to the first tick line, number of tick lines, last output line, seconds from launch
+    to the first line starting each START_UP_PHASES entry) of train_video.py with metrics off and a 2x2 preview grid
+    (previews are exported before the first step)."""
     cmd = [sys.executable, 'train_video.py', f'--outdir={outdir}', '--metrics=none', '--grid=2x2'] + options
     start = time.perf_counter()
-    first_tick, ticks, last = None, 0, ''
-    with subprocess.Popen(cmd, cwd=_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+    first_tick, ticks, last, marks = None, 0, '', {}
+    env = dict(os.environ, PYTHONUNBUFFERED='1') # Each line as it is printed, for its time.
+    with subprocess.Popen(cmd, cwd=_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as child:
         for line in child.stdout:
             if re.match(r'tick\s+\d+\s', line):
                 ticks += 1
                 first_tick = first_tick or time.perf_counter() - start
+            for _phase, prefix in START_UP_PHASES[1:]:
+                if line.startswith(prefix):
+                    marks.setdefault(prefix, time.perf_counter() - start)
             last = line.strip() or last
-    return child.returncode, first_tick, ticks, last
+    return child.returncode, first_tick, ticks, last, marks
+
+def report_start_up(rows, part, first_tick, marks):
+    """One row per phase of train_video.py's start-up (START_UP_PHASES), in seconds, as far as it got."""
+    ends = [marks.get(prefix) for _phase, prefix in START_UP_PHASES[1:]] + [first_tick]
+    begin = 0.0
+    for (phase, _prefix), end in zip(START_UP_PHASES, ends):
+        if end is None:
+            return
+        report(rows, part, f'- {phase}', end - begin, 's')
+        begin = end
 
 def part_train(rows, small):
     res = 32 if small else 64
@@ -159,7 +185,7 @@ def part_train(rows, small):
     # Two ticks per stage: a tick ends after the first step, then every --tick kimg (video stage: frames).
     lengths = [f'--batch={batch}', f'--image-kimg={2 * batch / 1000}', '--kimg=1', f'--tick={batch / 1000}']
     start = time.perf_counter()
-    code, first_tick, ticks, last = run_training(['--cfg=stylegan3-t', f'--data={data}', '--snap=1000'] + size + lengths,
+    code, first_tick, ticks, last, _marks = run_training(['--cfg=stylegan3-t', f'--data={data}', '--snap=1000'] + size + lengths,
         os.path.join(os.path.dirname(rows), 'runs-train'))
     status = 'pass' if code == 0 and ticks >= 4 else 'FAIL'
     report(rows, 'train', f'train_video.py --stage=both, ADA, {res}x{res}', status, note='' if status == 'pass' else last[:200])
@@ -171,10 +197,11 @@ def part_first_step(rows, small):
     data = make_demo_dataset(os.path.dirname(rows), res, videos=2, frames=8)
     batch = 4 if small else 16
     size = ['--cbase=512', '--cmax=16'] if small else ['--cbase=16384']
-    code, first_tick, _ticks, last = run_training(['--cfg=stylegan3-t', f'--data={data}', '--stage=image', f'--batch={batch}',
+    code, first_tick, _ticks, last, marks = run_training(['--cfg=stylegan3-t', f'--data={data}', '--stage=image', f'--batch={batch}',
         f'--kimg={batch / 1000}', '--snap=1000'] + size, os.path.join(os.path.dirname(rows), 'runs-first-step'))
     note = 'target < 20 s' if code == 0 else last[:200]
     report(rows, 'first_step', f'launch to first step, {res}x{res} image stage', first_tick, 's', note=note)
+    report_start_up(rows, 'first_step', first_tick, marks)
 
 #----------------------------------------------------------------------------
 # g_d: the networks of the paper's 256x256 config, timed in-process.
@@ -202,12 +229,24 @@ def median_ms(fn, device, reps):
     fn()
     return statistics.median(timed(fn, device) for _ in range(reps)) * 1e3
 
-def part_g_d(rows, small, profile=False):
+# The formulations of the ops that the g_d parts time: part -> (name, what it is).
+FORMULATIONS = dict(
+    g_d_plain=('plain', "impl='ref' (the CPU path), cudnn.benchmark off"),
+    g_d=('matrix', 'the default on CUDA: banded matrix products'),
+    g_d_triton=('triton', 'STYLESV_OPS=triton: Triton kernels where an op has one, else the matrix products'),
+)
+G_D_MEASURES = [('g_inference', 'G inference'), ('g_fwd_bwd', 'G fwd+bwd'), ('d_fwd_bwd', 'D fwd+bwd'), ('r1', 'R1 (D double backward)')]
+
+def part_g_d(rows, small, profile=False, part='g_d'):
     import torch
     from torch_utils.ops import conv2d_gradfix
     set_backends(torch)
     conv2d_gradfix.enabled = True
     device = device_of(torch)
+    formulation, description = FORMULATIONS[part]
+    triton_calls = use_formulation(torch, formulation, device, lambda value, note: report(rows, part, 'formulation', value, note=note))
+    if triton_calls is None:
+        return
     common, _G_kwargs, batch = paper_config(small)
     start = time.perf_counter()
     G, D = paper_networks(small, device)
@@ -227,21 +266,61 @@ def part_g_d(rows, small, profile=False):
     reps = 1 if small else 3
     label = f'{common["img_resolution"]}x{common["img_resolution"]}, batch {batch}'
     ms, peak = dict(), 0.0
-    for name, fn, measure in [('g_inference', g_inference, 'G inference'), ('g_fwd_bwd', g_fwd_bwd, 'G fwd+bwd'),
-            ('d_fwd_bwd', d_fwd_bwd, 'D fwd+bwd'), ('r1', r1, 'R1 (D double backward)')]:
+    for (name, measure), fn in zip(G_D_MEASURES, [g_inference, g_fwd_bwd, d_fwd_bwd, r1]):
         if device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats(device)
         ms[name] = median_ms(fn, device, reps)
         if device.type == 'cuda':
             peak = max(peak, torch.cuda.max_memory_allocated(device) / 2**30)
-        report(rows, 'g_d', measure, ms[name], 'ms', None if small else NVIDIA_H200_MS[name], note=label)
-    if profile and device.type == 'cuda':
+        report(rows, part, measure, ms[name], 'ms', None if small else NVIDIA_H200_MS[name], note=label)
+    if profile and device.type == 'cuda' and part == 'g_d':
         write_profile(os.path.join(os.path.dirname(rows), 'g_d_profile.txt'), g_fwd_bwd)
     iteration = ms['g_fwd_bwd'] + ms['g_inference'] + 2 * ms['d_fwd_bwd'] + ms['r1'] / 16
-    report(rows, 'g_d', 'training iteration, estimated', iteration, 'ms', None if small else NVIDIA_H200_MS['iteration'],
+    report(rows, part, 'training iteration, estimated', iteration, 'ms', None if small else NVIDIA_H200_MS['iteration'],
         note='Gmain + Dmain (G no-grad, D fake and real) + Dreg/16')
-    report(rows, 'g_d', 'peak memory allocated', peak if device.type == 'cuda' else None, 'GiB')
-    report(rows, 'g_d', 'build + warm-ups + timed calls', time.perf_counter() - start, 's', note='cuDNN autotuning included')
+    report(rows, part, 'peak memory allocated', peak if device.type == 'cuda' else None, 'GiB')
+    report(rows, part, 'build + warm-ups + timed calls', time.perf_counter() - start, 's', note='cuDNN autotuning included')
+    note = description if formulation != 'triton' else f'{description}; {triton_calls[0]} op calls took a Triton kernel'
+    report(rows, part, 'formulation', formulation, note=note)
+
+def use_formulation(torch, formulation, device, skip):
+    """Make the ops run `formulation` in this process. For 'triton', a list whose one element counts the op calls that
+    take a Triton kernel; None (after skip(value, note)) where Triton cannot run here."""
+    from torch_utils.ops import triton_select, upfirdn2d
+    if formulation == 'plain':
+        upfirdn2d._matmul_path = lambda x, impl: False
+        torch.backends.cudnn.benchmark = False
+    if formulation != 'triton':
+        return [0]
+    if not triton_select.available():
+        skip('triton not available', 'Triton is not installed')
+        return None
+    if device.type != 'cuda' and not triton_select.interpreting():
+        skip('triton not available', 'no GPU (on CPU, TRITON_INTERPRET=1 runs the kernels, far too slowly to time networks)')
+        return None
+    os.environ[triton_select.ENV] = 'triton'
+    calls, use_triton = [0], triton_select.use_triton
+    def counted(x, impl):
+        used = use_triton(x, impl)
+        calls[0] += used
+        return used
+    triton_select.use_triton = counted
+    return calls
+
+def formulation_table(rows):
+    """The g_d parts' timings side by side: one row per measure, one column per formulation, and NVIDIA's."""
+    parts = [part for part in FORMULATIONS if any(row['part'] == part for row in rows)]
+    if not parts:
+        return ''
+    value = lambda part, measure: next((row['value'] for row in rows if row['part'] == part and row['measure'] == measure), None)
+    skipped = lambda part: value(part, 'formulation') if value(part, 'formulation') != FORMULATIONS[part][0] else None # Why, where it could not run.
+    reference = lambda measure: next((row['reference'] for row in rows if row['measure'] == measure and row['reference']), None)
+    lines = ['| g_d (ms) | ' + ' | '.join(FORMULATIONS[part][0] for part in parts) + ' | NVIDIA H200 |',
+        '| --- |' + ' --- |' * (len(parts) + 1)]
+    for measure in [measure for _name, measure in G_D_MEASURES] + ['training iteration, estimated']:
+        cells = [format_value(value(part, measure)) or skipped(part) or 'failed' for part in parts]
+        lines.append(f'| {measure} | ' + ' | '.join(cells) + f' | {format_value(reference(measure))} |')
+    return '\n'.join(lines)
 
 def paper_networks(small, device):
     """G and D of the paper's config (paper_config), seeded, in training mode, without gradients."""
@@ -327,8 +406,6 @@ def r1_objective(D, x):
 def part_gen_video(rows, small):
     import torch
     import bench_gen_video
-    import gen_video
-    from svc_plugin import video_io
     from svc_plugin.networks import VideoGenerator
     from training import networks_stylegan3
     from timing import timed
@@ -340,16 +417,16 @@ def part_gen_video(rows, small):
     G = VideoGenerator.from_image_generator(G_image).eval().requires_grad_(False).to(device)
     frames, batch = (4, 4) if small else (128, 16)
     res = common['img_resolution']
+    path = lambda name: os.path.join(os.path.dirname(rows), name)
 
-    def generate():
-        for clips in gen_video.generate_frames(G, [(0, 0)], frames, batch=batch):
-            video_io.to_uint8(clips).cpu()
-    generate() # Warm-up (cuDNN autotuning).
-    seconds = timed(generate, device)
+    bench_gen_video.generation(G, frames, batch) # Warm-up (cuDNN autotuning).
+    seconds = timed(lambda: bench_gen_video.generation(G, frames, batch), device)
     report(rows, 'gen_video', f'frames/s, generation + uint8, {res}x{res}', frames / seconds, 'frames/s', note=f'--batch={batch}, target >= 400')
-    path = os.path.join(os.path.dirname(rows), 'gen_video.mp4')
-    seconds = timed(lambda: bench_gen_video.pipeline(G, frames, batch, path), device)
-    report(rows, 'gen_video', f'frames/s with H.264 writing, {res}x{res}', frames / seconds, 'frames/s')
+    seconds = timed(lambda: bench_gen_video.pipeline(G, frames, batch, path('gen_video.mp4')), device)
+    report(rows, 'gen_video', f'frames/s with H.264 writing, {res}x{res}', frames / seconds, 'frames/s', note='encoder in a thread of its own')
+    seconds = timed(lambda: bench_gen_video.synchronous_pipeline(G, frames, batch, path('synchronous.mp4')), device)
+    report(rows, 'gen_video', f'frames/s with H.264 writing, synchronous, {res}x{res}', frames / seconds, 'frames/s',
+        note='each chunk encoded before the next is generated')
 
 def part_i3d(rows, small):
     import torch
@@ -369,7 +446,8 @@ def part_i3d(rows, small):
 
 #----------------------------------------------------------------------------
 
-PARTS = dict(env=part_env, ops=part_ops, train=part_train, first_step=part_first_step, g_d=part_g_d, gen_video=part_gen_video, i3d=part_i3d)
+PARTS = dict(env=part_env, ops=part_ops, train=part_train, first_step=part_first_step, g_d_plain=part_g_d, g_d=part_g_d,
+    g_d_triton=part_g_d, gen_video=part_gen_video, i3d=part_i3d)
 
 def write_outputs(path, rows, table):
     from svc_plugin import fileio
@@ -389,7 +467,7 @@ def main():
     parser.add_argument('--workdir', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part is not None:
-        PARTS[args.part](args.rows, args.small, **(dict(profile=args.profile) if args.part == 'g_d' else {}))
+        PARTS[args.part](args.rows, args.small, **(dict(profile=args.profile, part=args.part) if args.part in FORMULATIONS else {}))
         return
     parts = [part for part in args.parts.split(',') if part]
     unknown = [part for part in parts if part not in PARTS]
@@ -405,6 +483,8 @@ def main():
         profile_path = os.path.join(workdir, 'g_d_profile.txt')
         profile = open(profile_path).read() if os.path.isfile(profile_path) else None
     table = markdown_table(rows)
+    side_by_side = formulation_table(rows)
+    table += '\n\n' + side_by_side if side_by_side else ''
     print(table)
     if profile:
         print('\n' + profile)

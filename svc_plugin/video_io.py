@@ -1,17 +1,19 @@
 """Videos: a video generator's frames rendered chunk by chunk, quantised to uint8, tiled into grids and streamed
 into an H.264 mp4 (or a folder of PNGs).
 
-Shared by gen_video.py, the training loop's preview videos and the video metrics. Frames go straight into the encoder as
-they are produced, so a video of any length costs the memory of one chunk. Every output is written
-under a temporary name and renamed once complete: an interrupted run never leaves a partial file
-under the final name.
+Shared by gen_video.py, the training loop's preview videos and the video metrics. Frames go into the encoder as they
+are produced, so a video of any length costs the memory of a few chunks; stream_clips encodes in a thread of its own
+while the next chunk is generated. Every output is written under a temporary name and renamed once complete: an
+interrupted run never leaves a partial file under the final name.
 """
 
 import os
+import queue
 import re
 import signal
 import subprocess
 import tempfile
+import threading
 from fractions import Fraction
 
 import click
@@ -53,17 +55,42 @@ def parse_grid(value):
     return int(match.group(1)), int(match.group(2))
 
 def tile_clips(clips, grid):
-    """Lay V clips out as one video: clips [V, F, C, H, W] (CPU tensor or array) -> uint8 array [F, rows*H, cols*W, C].
+    """Lay V clips out as one video: clips [V, F, C, H, W] (a tensor on any device, or an array) -> [F, rows*H, cols*W, C],
+    contiguous, a tensor on the clips' device.
 
     `grid` is (cols, rows); clip v goes to row v // cols, column v % cols.
     """
     cols, rows = grid
-    clips = np.asarray(clips)
+    clips = torch.as_tensor(clips)
     V, F, C, H, W = clips.shape
     if V != cols * rows:
         raise ValueError(f'a {cols}x{rows} grid needs {cols * rows} clips, got {V}')
-    frames = clips.reshape(rows, cols, F, C, H, W).transpose(2, 0, 4, 1, 5, 3) # [F, rows, H, cols, W, C]
-    return np.ascontiguousarray(frames).reshape(F, rows * H, cols * W, C)
+    frames = clips.reshape(rows, cols, F, C, H, W).permute(2, 0, 4, 1, 5, 3) # [F, rows, H, cols, W, C]
+    return frames.reshape(F, rows * H, cols * W, C).contiguous()
+
+def to_host(frames):
+    """(frames in host memory, a CUDA event to wait on before reading them, or None). From a CUDA device the copy goes
+    into pinned memory without blocking: the GPU's queue runs on while the encoder waits for the event instead."""
+    if frames.device.type != 'cuda':
+        return frames, None
+    host = torch.empty(frames.shape, dtype=frames.dtype, pin_memory=True)
+    host.copy_(frames, non_blocking=True)
+    ready = torch.cuda.Event()
+    ready.record(torch.cuda.current_stream(frames.device))
+    return host, ready
+
+def stream_clips(writer, chunks, grid, pending_chunks=2, progress=None):
+    """Write chunks of clips [V, F, C, H, W] (generator output in [-1, 1], on any device) into `writer` as one video tiled
+    into `grid`, then close it (or abort it on any error). Quantisation and tiling run on the clips' device; the encoder
+    runs in a thread of its own (BackgroundWriter), so the next chunk is generated while this one is encoded.
+    progress(num_frames), if given, is called per chunk."""
+    with BackgroundWriter(writer, pending_chunks) as background:
+        for clips in chunks:
+            with torch.no_grad():
+                frames = tile_clips(to_uint8(clips), grid) # [F, rows*H, cols*W, C]
+            background.write(*to_host(frames))
+            if progress is not None:
+                progress(clips.shape[1])
 
 #----------------------------------------------------------------------------
 
@@ -185,6 +212,55 @@ class PngFolderWriter(_AtomicOutput):
 
     def abort(self):
         fileio.discard(self.tmp_path)
+
+#----------------------------------------------------------------------------
+
+class BackgroundWriter:
+    """Runs a writer's write() calls in a thread of its own, fed through a queue of at most `pending_chunks` chunks.
+
+    The producer waits only when that many chunks are already waiting, so memory stays bounded however long the video.
+    As a context manager it closes the writer on success and aborts it (temporary output removed) on any error. An
+    error in the thread is raised again in the producer, at its next write() or at the end.
+    """
+    def __init__(self, writer, pending_chunks=2):
+        self.writer = writer
+        self._queue = queue.Queue(maxsize=pending_chunks)
+        self._error = None          # The first exception raised by writer.write in the thread.
+        self._cancelled = False     # Set on the producer's error: the thread drops what is still queued.
+        self._thread = threading.Thread(target=self._drain, name='video writer', daemon=True)
+        self._thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self._cancelled = exc_type is not None
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is not None or self._error is not None:
+            self.writer.abort()
+            if exc_type is None:
+                raise self._error
+            return
+        self.writer.close()
+
+    def write(self, frames, ready=None):
+        """Queue uint8 frames [F, H, W, C] (as writer.write takes them); `ready`, if given, is an event to wait on first."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put((frames, ready))
+
+    def _drain(self):
+        while (item := self._queue.get()) is not None:
+            if self._error is not None or self._cancelled:
+                continue
+            frames, ready = item
+            try:
+                if ready is not None:
+                    ready.synchronize()
+                self.writer.write(frames)
+            except BaseException as err: # Handed to the producer, which raises it.
+                self._error = err
 
 #----------------------------------------------------------------------------
 

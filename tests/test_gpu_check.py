@@ -39,3 +39,22 @@ def test_an_unknown_part_is_a_one_line_error():
     result = subprocess.run([sys.executable, 'benchmarks/gpu_check.py', '--parts=nope'],
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and 'Traceback' not in result.stderr and "unknown part 'nope'" in result.stderr
+
+def test_the_formulations_of_the_ops_are_timed_side_by_side():
+    rows = [dict(part='g_d_plain', measure='G inference', value=400.0, unit='ms', reference=38.0, note=''),
+            dict(part='g_d', measure='G inference', value=68.0, unit='ms', reference=38.0, note=''),
+            dict(part='g_d', measure='formulation', value='matrix', unit='', reference=None, note=''),
+            dict(part='g_d_triton', measure='formulation', value='triton not available', unit='', reference=None, note='')]
+    lines = gpu_check.formulation_table(rows).splitlines()
+    assert lines[0] == '| g_d (ms) | plain | matrix | triton | NVIDIA H200 |'
+    assert lines[2] == '| G inference | 400 | 68 | triton not available | 38 |'
+    assert lines[3] == '| G fwd+bwd | failed | failed | triton not available |  |' # Stopped before this row.
+    assert gpu_check.formulation_table(rows[:0]) == ''
+
+def test_the_triton_formulation_is_one_row_saying_why_where_triton_cannot_run(tmp_path):
+    args = type('Args', (), dict(small=True, profile=False))()
+    rows = gpu_check.run_part('g_d_triton', args, str(tmp_path))
+    assert [(row['measure'], row['value']) for row in rows] == [('formulation', 'triton not available')]
+    assert rows[0]['note']
+
+#----------------------------------------------------------------------------

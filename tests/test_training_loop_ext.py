@@ -360,6 +360,18 @@ def test_first_frames_view_feeds_the_upstream_image_grid(data_zip):
     (cols, rows), images, labels = previews.cropped_image_grid(dataset, (5, 3), random_seed=0)
     assert (cols, rows) == (5, 3) and images.shape == (15, 3, 32, 32) and images.dtype == np.uint8 and labels.shape == (15, 0)
 
+def test_the_summaries_run_without_cudnn_autotuning_and_leave_it_as_it_was(monkeypatch):
+    calls = []
+    def summary(module, inputs): # Records instead of running.
+        calls.append((type(module).__name__, len(inputs), torch.backends.cudnn.benchmark))
+        return torch.zeros([4, 3, 16, 16])
+    monkeypatch.setattr(misc, 'print_module_summary', summary)
+    monkeypatch.setattr(torch.backends.cudnn, 'benchmark', True)
+    G = torch.nn.Module()
+    G.z_dim, G.c_dim = 8, 0
+    training_loop_ext.print_summaries(G, torch.nn.Identity(), 3, torch.device('cpu'))
+    assert calls == [('Module', 3, False), ('Identity', 3, False)] and torch.backends.cudnn.benchmark is True
+
 #----------------------------------------------------------------------------
 
 if __name__ == '__main__':

@@ -1,6 +1,8 @@
 """Tests of svc_plugin/video_io.py: mp4 and PNG-folder writers, grid tiling, uint8 quantisation."""
 
 import os
+import threading
+import time
 
 import imageio.v3 as iio
 import imageio_ffmpeg
@@ -105,6 +107,75 @@ def test_png_folder_is_removed_on_error(tmp_path):
         with video_io.open_video(str(tmp_path / 'clip'), 'png') as writer:
             writer.write(random_frames(2))
             raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []
+
+def random_clips(num_chunks, videos=2, frames=3, size=8, seed=0):
+    """Chunks of generator-like clips, float [V, F, 3, H, W] in about [-1, 1]."""
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.rand([videos, frames, 3, size, size], generator=gen) * 2.2 - 1.1 for _ in range(num_chunks)]
+
+def test_streamed_clips_encode_to_the_bytes_of_the_synchronous_writes(tmp_path):
+    chunks = random_clips(5)
+    with video_io.Mp4Writer(str(tmp_path / 'sync.mp4'), fps=10) as writer:
+        for clips in chunks:
+            writer.write(video_io.tile_clips(video_io.to_uint8(clips), (2, 1)))
+    seen = []
+    video_io.stream_clips(video_io.Mp4Writer(str(tmp_path / 'streamed.mp4'), fps=10), chunks, (2, 1), progress=seen.append)
+    assert (tmp_path / 'streamed.mp4').read_bytes() == (tmp_path / 'sync.mp4').read_bytes()
+    assert seen == [3] * 5
+    video_io.stream_clips(video_io.open_video(str(tmp_path / 'png'), 'png'), chunks, (1, 2))
+    expected = torch.cat([video_io.to_uint8(clips) for clips in chunks], dim=1) # [V, F, C, H, W]
+    for index, name in enumerate(sorted(os.listdir(tmp_path / 'png'))):
+        frame = torch.from_numpy(np.array(PIL.Image.open(tmp_path / 'png' / name))) # [2*H, W, C]: clip 0 above clip 1
+        assert torch.equal(frame, torch.cat(list(expected[:, index].permute(0, 2, 3, 1)), dim=0))
+
+class BlockedWriter(video_io.PngFolderWriter):
+    """A PNG folder writer whose writes wait until `go` is set."""
+    def __init__(self, path):
+        super().__init__(path)
+        self.go = threading.Event()
+    def _write(self, frames):
+        self.go.wait()
+        super()._write(frames)
+
+def test_a_slow_encoder_holds_back_generation_after_a_bounded_number_of_chunks(tmp_path):
+    writer, produced = BlockedWriter(str(tmp_path / 'clip')), []
+    def chunks():
+        for index, clips in enumerate(random_clips(20, videos=1)):
+            produced.append(index)
+            yield clips
+    thread = threading.Thread(target=video_io.stream_clips, args=(writer, chunks(), (1, 1)), kwargs=dict(pending_chunks=2))
+    thread.start()
+    time.sleep(1) # Time for an unbounded producer to run ahead.
+    assert len(produced) == 4 # One in the writer's hands, two queued, one waiting for room.
+    writer.go.set()
+    thread.join()
+    assert len(os.listdir(tmp_path / 'clip')) == 20 * 3
+
+class FailingWriter(video_io.PngFolderWriter):
+    """A PNG folder writer whose second write fails as a full disk does."""
+    def _write(self, frames):
+        if self.num_frames > 0:
+            raise OSError(28, 'No space left on device')
+        super()._write(frames)
+
+def test_an_encoder_error_in_its_thread_reaches_the_caller_and_leaves_no_output(tmp_path):
+    produced = []
+    def chunks():
+        for clips in random_clips(50, videos=1):
+            produced.append(clips)
+            yield clips
+    with pytest.raises(OSError, match='No space left'):
+        video_io.stream_clips(FailingWriter(str(tmp_path / 'clip')), chunks(), (1, 1))
+    assert os.listdir(tmp_path) == []
+    assert len(produced) < 50 # Generation stopped at the error, not at the end.
+
+def test_a_generation_error_aborts_the_encoder_and_leaves_no_output(tmp_path):
+    def chunks():
+        yield from random_clips(3, videos=1)
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        video_io.stream_clips(video_io.Mp4Writer(str(tmp_path / 'video.mp4')), chunks(), (1, 1))
     assert os.listdir(tmp_path) == []
 
 #----------------------------------------------------------------------------
