@@ -133,8 +133,8 @@ def build_augment_pipe(augment_kwargs, augment_p, ada_target, snapshot):
     return augment_pipe
 
 def print_summaries(G, D, frames, device):
-    """Layer tables of G and D, run on one zero clip per mbstd group. Without cuDNN autotuning: the training step's
-    shapes are others, so tuning these would only delay the first step."""
+    """Layer tables of G and D, run on one zero clip per mbstd group. Without cuDNN autotuning: these 4-clip shapes are
+    seldom the training step's, so tuning them would mostly delay the first step."""
     clips = 4
     z = torch.zeros([clips, G.z_dim], device=device)
     c = torch.zeros([clips, G.c_dim], device=device)

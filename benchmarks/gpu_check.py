@@ -18,7 +18,8 @@ Each part runs in a process of its own under a time budget, so a part that fails
               products; a row saying why where Triton cannot run), then a table of the three side by side;
               with --profile G fwd+bwd's top CUDA kernels of the matrix formulation
   gen_video   frames/s of gen_video's chunked generator at 256x256 with the same generator, and with H.264 writing
-              (imageio-ffmpeg, a requirement)
+              (imageio-ffmpeg, a requirement) as gen_video.py does it (the encoder in a thread of its own) and
+              synchronously (each chunk encoded before the next is generated)
   i3d         FVD detector clips/s, 16-frame clips at 256x256 resized to 224x224
 
 --small runs every part at tiny sizes (a check of the script itself, on a CPU too).

@@ -32,7 +32,9 @@ def render_video_chunks(G, z, c, t, motion_seeds, frames_per_chunk, **G_kwargs):
     """Yield the videos of z [V, z_dim], c [V, c_dim] at times t [frames] (the same for every video, any float dtype)
     as float chunks [V, F_chunk, C, H, W] in about [-1, 1], frames_per_chunk consecutive frames per forward pass, so
     memory does not grow with the length. The motion noise of video v is seeded by motion_seeds[v] per key slot, so
-    a frame does not depend on where the chunks start."""
+    a frame does not depend on where the chunks start. No graph is kept (no_grad, not inference_mode: constants that
+    the ops cache on first use, as misc.constant does, would be inference tensors, which a later training step in the
+    same process, after its preview videos, could not save for its backward)."""
     V = z.shape[0]
     for first in range(0, t.numel(), frames_per_chunk):
         tv = t[first : first + frames_per_chunk].to(z.device).unsqueeze(0).repeat(V, 1) # [V, F_chunk]
