@@ -40,19 +40,19 @@ def record_problems(small, device):
     def flrelu_forward(x, b, fu, fd, up, down, padding, gain, slope, clamp, flip_filter, write_code, config=None):
         common = dict(fu=fu, fd=fd, up=up, down=down, padding=padding, gain=gain, slope=slope, flip_filter=flip_filter)
         key = filtered_lrelu_triton.config_key(x, fu, fd, up, down)
-        x, b = torch.randn_like(x), None if b is None else b.detach().clone()
-        problems['filtered_lrelu_fwd'][key].append(lambda config: lambda: filtered_lrelu_triton.forward(
-            x, b, clamp=clamp, write_code=False, config=config, **common))
-        y, code = filtered_lrelu_triton.forward(x, b, clamp=clamp, write_code=True, **common)
+        x_, b_ = torch.randn_like(x), None if b is None else b.detach().clone()
+        problems['filtered_lrelu_fwd'][key].append(lambda config: lambda: original['flrelu'](
+            x_, b_, clamp=clamp, write_code=False, config=config, **common))
+        y, code = original['flrelu'](x_, b_, clamp=clamp, write_code=True, **common)
         dy = torch.ones_like(y)
         problems['filtered_lrelu_bwd'][key].append(lambda config: lambda: filtered_lrelu_triton.backward(
-            dy, code, x, need_db=b is not None, config=config, **common))
+            dy, code, x_, need_db=b_ is not None, config=config, **common))
         return original['flrelu'](x, b, fu, fd, up, down, padding, gain, slope, clamp, flip_filter, write_code, config)
 
     def fir_pass(x, taps, up, down, pad, config=None):
         key = upfirdn2d_triton.config_key(x, taps, up, down)
         x_ = torch.randn_like(x)
-        problems['upfirdn2d'][key].append(lambda config: lambda: upfirdn2d_triton.fir_pass(x_, taps, up, down, pad, config))
+        problems['upfirdn2d'][key].append(lambda config: lambda: original['fir'](x_, taps, up, down, pad, config))
         return original['fir'](x, taps, up, down, pad, config)
 
     def bias_act(x, b, dim, act, alpha, gain, clamp):
