@@ -93,7 +93,7 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=opts.dlr)
     c.loss_kwargs = dnnlib.EasyDict(class_name='svc_plugin.loss.VideoLoss' if video else 'training.loss.StyleGAN2Loss', r1_gamma=gamma)
     c.ema_kimg = c.batch_size * frames * 10 / 32 # StyleGAN's half-life of batch * 10/32 kimg (312.5 steps), counted in frames.
-    c.ema_rampup = None # No G_ema ramp-up in either stage, as the reference code runs (its train.py turns it off unless resuming 'latest').
+    c.ema_rampup = None # No G_ema ramp-up in either stage, as the reference code runs (its train.py keeps one only for resume 'latest' or 'noresume').
     c.ada_kimg = 100 # The ADA speed of the reference code (genforce/StyleSV's train.py), in both stages.
 
     if video:
