@@ -3,6 +3,8 @@
 Command-line options -> one dict of training_loop_ext.training_loop kwargs per stage -> training_loop_ext.launch().
 """
 
+import glob
+import hashlib
 import json
 import os
 import typing
@@ -20,6 +22,7 @@ from svc_plugin import fileio
 from svc_plugin import runs
 from svc_plugin import video_io
 from svc_plugin import dataset_tool
+from svc_plugin.metrics import frame_fid
 from svc_plugin.metrics import fvd
 from svc_plugin.metrics import i3d
 from svc_plugin.metrics import video_metrics
@@ -70,9 +73,11 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
     is_sg2 = (opts.cfg == 'stylegan2')
     video = (stage == 'video')
     frames = opts.frames if video else 1
-    measured = video or opts.stage == 'image' # With --stage=both, the metrics are of the video stage.
-    c = dnnlib.EasyDict(frames=frames, batch_size=opts.batch, batch_gpu=opts.batch_gpu, metrics=opts.metrics if measured else [],
-        best_metric=opts.best_metric if measured else None, total_kimg=kimg, kimg_per_tick=opts.tick, random_seed=opts.seed,
+    measured = video or opts.stage == 'image' # With --stage=both, --metrics are of the video stage, --image-metrics of the image stage.
+    metrics = opts.metrics if measured else opts.image_metrics
+    best_metric = opts.best_metric if measured else (metrics[0] if metrics else None) # The image stage's best starts the video stage.
+    c = dnnlib.EasyDict(frames=frames, batch_size=opts.batch, batch_gpu=opts.batch_gpu, metrics=metrics,
+        best_metric=best_metric, total_kimg=kimg, kimg_per_tick=opts.tick, random_seed=opts.seed,
         image_snapshot_ticks=opts.snap, network_snapshot_ticks=opts.snap, preview_grid=opts.grid)
     c.training_set_kwargs, _name = dataset_kwargs(opts, frames)
     workers = min(3, max((os.cpu_count() or 1) - 1, 1)) if opts.workers is None else opts.workers
@@ -88,6 +93,7 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=opts.dlr)
     c.loss_kwargs = dnnlib.EasyDict(class_name='svc_plugin.loss.VideoLoss' if video else 'training.loss.StyleGAN2Loss', r1_gamma=gamma)
     c.ema_kimg = c.batch_size * frames * 10 / 32 # StyleGAN's half-life of batch * 10/32 kimg (312.5 steps), counted in frames.
+    c.ema_rampup = None # No G_ema ramp-up in either stage, as the reference code runs (its train.py keeps one only for resume 'latest' or 'noresume').
     c.ada_kimg = 100 # The ADA speed of the reference code (genforce/StyleSV's train.py), in both stages.
 
     if video:
@@ -113,8 +119,7 @@ def stage_config(opts, stage, resolution, kimg, gamma, aug, resume, starts_train
             c.augment_p = opts.p
     if resume is not None:
         c.resume_pkl = resume
-    if starts_trained: # As upstream on resume: no G_ema ramp-up, no blur fade-in.
-        c.ema_rampup = None
+    if starts_trained: # As upstream on resume: no blur fade-in.
         c.loss_kwargs.blur_init_sigma = 0
     if opts.fp32:
         for net_kwargs in (c.G_kwargs, c.D_kwargs):
@@ -175,8 +180,12 @@ def plan_stages(opts, resolution):
     if is_video and opts.stage == 'image':
         raise click.ClickException(f'--resume: {resume} holds video networks; they cannot start the image stage')
     state = runs.load_training_state(resume)
-    if is_video or (opts.stage == 'both' and state is not None and state['cur_nimg'] >= state['stage_start_nimg'] + opts.image_kimg * 1000):
-        return [video._replace(resume=resume, resume_kimg=0 if state is None else state['cur_nimg'] / 1000)] # Image stage done: on to the video stage.
+    if is_video:
+        return [video._replace(resume=resume, resume_kimg=0 if state is None else state['cur_nimg'] / 1000)]
+    if opts.stage == 'both' and state is not None and state['cur_nimg'] >= state['stage_start_nimg'] + opts.image_kimg * 1000:
+        start, which = runs.video_stage_start(resume, state['best'] if opts.image_metrics else None) # Image stage done: on to the video stage.
+        print(which)
+        return [video._replace(resume=start, resume_kimg=state['cur_nimg'] / 1000)]
     return [stages[0]._replace(resume=resume)] + stages[1:]
 
 #----------------------------------------------------------------------------
@@ -231,19 +240,43 @@ def fvd_computable():
         return False
     return True
 
-def check_metrics(opts):
-    """--metrics: 'auto' = fvd16 for a video stage when it can be computed (see fvd_computable), else none; names must
-    be known, and those of videos (FVD, smoothness) need a video stage."""
-    if opts.metrics == 'auto':
-        opts.metrics = ['fvd16'] if opts.stage != 'image' and fvd_computable() else []
-    else:
-        opts.metrics = [] if opts.metrics in ('', 'none') else opts.metrics.split(',')
-    unknown = [m for m in opts.metrics if not video_metrics.is_valid_metric(m)]
+def fid_computable():
+    """FID needs its Inception detector ($STYLESV_INCEPTION, or NVIDIA's published file already in the dnnlib download
+    cache: nothing is downloaded to decide) and, to finish in minutes, CUDA."""
+    if not torch.cuda.is_available():
+        return False
+    location = frame_fid.inception_location()
+    if not dnnlib.util.is_url(location):
+        return os.path.isfile(location)
+    cached = glob.glob(os.path.join(dnnlib.make_cache_dir_path('downloads'), hashlib.md5(location.encode()).hexdigest() + '_*')) # dnnlib's cache names.
+    if not cached:
+        print(f'--image-metrics=auto: no Inception detector cached, so no FID in the image stage; --image-metrics=fid50k_full downloads it, or set ${frame_fid.INCEPTION_ENV}.')
+    return len(cached) > 0
+
+def parse_metrics(flag, value, auto):
+    """The metric names of --metrics or --image-metrics: auto() for 'auto', none for 'none'; names must be known."""
+    names = auto() if value == 'auto' else [] if value in ('', 'none') else value.split(',')
+    unknown = [m for m in names if not video_metrics.is_valid_metric(m)]
     if unknown:
-        raise click.ClickException(f'--metrics: unknown {", ".join(unknown)}; valid: {", ".join(metric_main.list_valid_metrics())}, fvd<videos>_<frames>f[_subsample<k>f]')
-    of_videos = [m for m in opts.metrics if video_metrics.needs_video_generator(m)]
-    if opts.stage == 'image' and of_videos:
-        raise click.ClickException(f'--metrics: {", ".join(of_videos)} measure videos; the image stage has none (--stage=video or both)')
+        raise click.ClickException(f'{flag}: unknown {", ".join(unknown)}; valid: {", ".join(metric_main.list_valid_metrics())}, fvd<videos>_<frames>f[_subsample<k>f]')
+    return names
+
+def refuse_video_metrics(flag, names, hint=''):
+    """An image stage cannot be measured by metrics of videos (FVD, smoothness)."""
+    of_videos = [m for m in names if video_metrics.needs_video_generator(m)]
+    if of_videos:
+        raise click.ClickException(f'{flag}: {", ".join(of_videos)} measure videos; the image stage has none{hint}')
+
+def check_metrics(opts):
+    """--metrics: 'auto' = fvd16 for a video stage when it can be computed (see fvd_computable), else none.
+    --image-metrics, of the image stage of --stage=both: 'auto' = fid50k_full when it can be computed (see fid_computable)."""
+    opts.metrics = parse_metrics('--metrics', opts.metrics, lambda: ['fvd16'] if opts.stage != 'image' and fvd_computable() else [])
+    if opts.stage == 'image':
+        refuse_video_metrics('--metrics', opts.metrics, hint=' (--stage=video or both)')
+    opts.image_metrics = parse_metrics('--image-metrics', opts.image_metrics, lambda: ['fid50k_full'] if opts.stage == 'both' and fid_computable() else [])
+    refuse_video_metrics('--image-metrics', opts.image_metrics)
+    if opts.image_metrics and opts.stage != 'both':
+        raise click.ClickException(f'--image-metrics: only the image stage of --stage=both has them; with --stage={opts.stage} use --metrics')
     if opts.best_metric is None:
         opts.best_metric = opts.metrics[0] if opts.metrics else None
     elif opts.best_metric not in opts.metrics:
@@ -358,6 +391,7 @@ def run_dir_opener(outdir, desc, stages, num_gpus, dry_run):
 @click.option('--desc',         help='String to include in the run directory name', metavar='STR', type=str)
 @click.option('--metrics',      help="Metrics at snapshots  [default: auto = fvd16 with CUDA and the I3D detector, else none]", metavar='[NAME|A,B|none|auto]', default='auto')
 @click.option('--best-metric',  help='Keep best-<metric>.pkl for this metric  [default: the first of --metrics]', metavar='NAME')
+@click.option('--image-metrics', help="Metrics of the image stage with --stage=both; the video stage starts from the best by the first  [default: auto = fid50k_full with CUDA and the Inception detector, else none]", metavar='[NAME|A,B|none|auto]', default='auto')
 @click.option('--grid',         help='Preview grid  [default: 16x8 images at most, 4x2 videos]', metavar='COLSxROWS', type=video_io.parse_grid)
 @click.option('--tick',         help='How often to print progress', metavar='KIMG',                 type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
 @click.option('--snap',         help='How often to save snapshots and previews', metavar='TICKS',   type=click.IntRange(min=1), default=50, show_default=True)

@@ -50,7 +50,8 @@ class TrainingStopped(Exception):
 
 def run_stages(rank, num_gpus, run_dir, stages):
     """Train the stages one after the other in this process; a stage after the first starts from the previous one's
-    last snapshot (weights only, image -> video) and continues its kimg count. Rank 0 tees its output into log.txt.
+    best snapshot if it kept one, else its last (weights only, image -> video), and continues its kimg count. Rank 0
+    tees its output into log.txt.
     An error is printed with its traceback (into log.txt on rank 0) before it propagates."""
     log_file = os.path.join(run_dir, 'log.txt') if rank == 0 else None
     with dnnlib.util.Logger(file_name=log_file, file_mode='a', should_flush=True):
@@ -59,7 +60,10 @@ def run_stages(rank, num_gpus, run_dir, stages):
             for stage in stages:
                 kwargs = dict(stage)
                 if previous is not None:
-                    kwargs.update(resume_pkl=previous.snapshot_pkl, resume_kimg=previous.cur_nimg / 1000)
+                    resume_pkl, which = runs.video_stage_start(previous.snapshot_pkl, previous.best)
+                    if rank == 0:
+                        print(which)
+                    kwargs.update(resume_pkl=resume_pkl, resume_kimg=previous.cur_nimg / 1000)
                 previous = training_loop(run_dir=run_dir, rank=rank, num_gpus=num_gpus, **kwargs)
         except (TrainingStopped, OSError) as err: # The run's own verdict, or the environment's (disk full, ...): the message says it all.
             if rank == 0 or not isinstance(err, TrainingStopped):
@@ -336,10 +340,12 @@ def save_snapshot(run_dir, progress, trainer, training_set_kwargs, fps, metrics,
     if len(metrics) > 0:
         if rank == 0:
             print('Evaluating metrics...')
-        results = evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, device)
+        with training_state.random_streams_kept(trainer.rnd): # As saved in the state: a resumed run draws what this one does.
+            results = evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, device)
         best = progress.best
         if best['metric'] is not None and (best['value'] is None or metric_value(results, best['metric']) < best['value']):
-            progress.best = dict(best, value=metric_value(results, best['metric']), path=runs.best_pkl_path(run_dir, best['metric']))
+            progress.best = dict(best, value=metric_value(results, best['metric']), path=runs.best_pkl_path(run_dir, best['metric']),
+                kimg=progress.cur_nimg / 1000)
             if rank == 0:
                 fileio.write_bytes_atomically(progress.best['path'], snapshot_bytes, hint=runs.RESUME_HINT)
                 fileio.replace_atomically(runs.state_path_of(snapshot_pkl), fileio.torch_writer(dict(state, best=progress.best)), hint=runs.RESUME_HINT)
@@ -393,7 +399,7 @@ def training_loop(
     preview_grid            = None,     # Columns x rows of the previews, None = 16 x 8 images at most (image stage), 4 x 2 videos.
     export_safe             = False,    # Also write each snapshot as a weights-only checkpoint network-snapshot-<kimg>.pt.
 ):
-    """Train one stage; returns EasyDict(snapshot_pkl, cur_nimg) of its last snapshot."""
+    """Train one stage; returns EasyDict(snapshot_pkl, cur_nimg) of its last snapshot and its best so far (best)."""
     start_time = time.time()
     device = distributed.current_device()
     rnd = training_state.seed_everything(random_seed * num_gpus + rank)
@@ -496,10 +502,10 @@ def training_loop(
         if rank == 0 and image_snapshot_ticks is not None and (done or first_tick or (cur_tick > 0 and cur_tick % image_snapshot_ticks == 0)):
             previewer.save(G_ema, f'{cur_nimg // 1000:06d}')
         snapshot_due = done or first_tick or (network_snapshot_ticks is not None and cur_tick > 0 and cur_tick % network_snapshot_ticks == 0)
-        if snapshot_due and not done and runs.replaces_starting_snapshot(run_dir, cur_nimg, resume_pkl):
+        if snapshot_due and not done and runs.replaces_previous_stage_snapshot(run_dir, cur_nimg, resume_pkl, progress.stage_start_nimg):
             snapshot_due = False # The previous stage's result stays; this stage's next snapshot gets a name of its own.
             if rank == 0:
-                print(f'No snapshot at kimg {cur_nimg / 1000:.3f}: it would replace {os.path.basename(resume_pkl)}, where this stage started.')
+                print(f'No snapshot at kimg {cur_nimg / 1000:.3f}: it would replace {os.path.basename(runs.snapshot_pkl_path(run_dir, cur_nimg))}, the previous stage\'s last.')
         if snapshot_due:
             progress.cur_nimg, progress.cur_tick, progress.batch_idx = cur_nimg, cur_tick, batch_idx
             last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, training_set.fps, metrics, export_safe, num_gpus, rank, device)
@@ -512,6 +518,6 @@ def training_loop(
 
     if rank == 0:
         print('\nExiting...')
-    return last
+    return dnnlib.EasyDict(last, best=progress.best)
 
 #----------------------------------------------------------------------------

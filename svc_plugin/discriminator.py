@@ -125,13 +125,19 @@ class TimeGapEncoder(torch.nn.Module):
 
 #----------------------------------------------------------------------------
 
+def trains_every_layer(block):
+    """False for a DiscriminatorBlock that freeze_layers reaches (Freeze-D), even with its fromrgb alone frozen."""
+    return all(layer.init_kwargs.get('trainable', True) for layer in block.children() if isinstance(layer, networks_stylegan2.Conv2dLayer))
+
+#----------------------------------------------------------------------------
+
 @persistence.persistent_class
 class VideoDiscriminator(networks_stylegan2.Discriminator):
     """StyleGAN2 residual discriminator for clips: D(img, c, t) -> logits [batch, 1].
 
     img [batch * frames, C, H, W] (video-major rows), c [batch, c_dim] (one label per clip),
     t [batch, frames] frame times. Blocks above fuse_res see single frames, with TSM on their residual
-    branch unless frozen (block_kwargs freeze_layers: a frozen block keeps its image features); the block at fuse_res and below see one feature map per clip:
+    branch unless freeze_layers freezes any of their layers (a frozen block keeps its image features); the block at fuse_res and below see one feature map per clip:
     - fuse='mean' (StyleSV): the frames' features are averaged; every block keeps its upstream channels.
     - fuse='concat' (StyleGAN-V): the frames' features are stacked along channels, so the block at
       fuse_res takes frames * C input channels (in = tmp = frames * C, out = C at fuse_res/2 as upstream).
@@ -182,8 +188,7 @@ class VideoDiscriminator(networks_stylegan2.Discriminator):
 
         for res in self.block_resolutions:
             block = getattr(self, f'b{res}')
-            trainable = block.conv0.init_kwargs.get('trainable', True) # False in blocks frozen by freeze_layers.
-            if res > fuse_res and tsm and num_frames > 1 and trainable: # Shift only where D learns, as the reference.
+            if res > fuse_res and tsm and num_frames > 1 and trains_every_layer(block): # As the reference: no shift in a block that freeze_layers touches.
                 block.conv0 = TemporalShiftConv2dLayer(*block.conv0.init_args, num_frames=num_frames,
                     fold_div=tsm_fold_div, **block.conv0.init_kwargs)
             if res == fuse_res and fuse == 'concat' and num_frames > 1:

@@ -54,10 +54,23 @@ def best_pkl_path(run_dir, metric):
 #----------------------------------------------------------------------------
 # Snapshots, their training states, and which of them to start from.
 
-def replaces_starting_snapshot(run_dir, cur_nimg, resume_pkl):
-    """Snapshots are named by whole kimg, so in the first kimg of a stage that continues the previous stage's count in
-    the same run directory (--stage=both), a snapshot would overwrite the one the stage started from."""
-    return resume_pkl is not None and os.path.abspath(snapshot_pkl_path(run_dir, cur_nimg)) == os.path.abspath(resume_pkl)
+def replaces_previous_stage_snapshot(run_dir, cur_nimg, resume_pkl, stage_start_nimg):
+    """Snapshots are named by whole kimg, so in the first kimg of a stage that started from a file of the same run
+    directory (--stage=both: the image stage's last snapshot or its best-<metric>.pkl) and continues its kimg count,
+    a snapshot would overwrite the previous stage's last one."""
+    if resume_pkl is None or os.path.dirname(os.path.abspath(resume_pkl)) != os.path.abspath(run_dir):
+        return False
+    return snapshot_pkl_path(run_dir, cur_nimg) == snapshot_pkl_path(run_dir, stage_start_nimg)
+
+def video_stage_start(last_pkl, best):
+    """(snapshot, a line saying which) that the video stage of --stage=both starts from: the image stage's
+    best-<metric>.pkl when it kept one (best: dict(metric, value, path, kimg)), as the authors fine-tune from their
+    pre-training's best_fid.pkl (genforce/StyleSV scripts/ytb_finetune.sh), else its last snapshot."""
+    if best is None or best.get('path') is None:
+        return last_pkl, f"The video stage starts from the image stage's last snapshot, {os.path.basename(last_pkl)}."
+    kimg = f"kimg {best['kimg']:.3f}, " if best.get('kimg') is not None else '' # States written before 'kimg' was recorded lack it.
+    return best['path'], (f"The video stage starts from the image stage's best snapshot, {os.path.basename(best['path'])} "
+        f"({kimg}{best['metric']} {best['value']:g}); its last snapshot is {os.path.basename(last_pkl)}.")
 
 def write_snapshot(snapshot_pkl, snapshot_bytes, state):
     """The state and the pickle it describes (by hash), both written in full before either is renamed, the state first:

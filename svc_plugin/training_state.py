@@ -5,6 +5,7 @@ streams and running averages, the best metric so far and the ramp-ups; saved bes
 values, so that torch.load(weights_only=True) reads it back (svc_plugin.runs pairs it with its snapshot).
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import random
@@ -27,7 +28,7 @@ class Progress:
     cur_nimg: int           # Frames seen so far.
     cur_tick: int = 0       # Ticks done.
     batch_idx: int = 0      # Steps done.
-    best: dict = None       # Best metric so far: dict(metric, value, path).
+    best: dict = None       # Best metric so far: dict(metric, value, path, kimg of the snapshot it copies).
     ema_rampup: float = None # G_ema half-life ramp-up of the run that started the stage (kept on resume).
 
 @dataclasses.dataclass
@@ -73,6 +74,15 @@ def restore_rng(saved, rnd):
     np.random.set_state(numpy_state(saved['numpy']))
     rnd.set_state(numpy_state(saved['loop']))
     random.setstate((saved['python']['version'], tuple(saved['python']['internal']), saved['python']['gauss']))
+
+@contextlib.contextmanager
+def random_streams_kept(rnd):
+    """Run a block (metrics, which draw from the global streams as upstream's do) and put every random stream back."""
+    saved = capture_rng(rnd)
+    try:
+        yield
+    finally:
+        restore_rng(saved, rnd)
 
 def gather_per_rank(value, num_gpus):
     """Every rank's `value`, in rank order (the same list on every rank)."""

@@ -116,11 +116,12 @@ def test_tsm_sits_on_the_residual_branch_of_blocks_above_fuse_res():
     assert shifted == {64, 32}
     assert not any(hasattr(getattr(D, f'b{res}').skip, 'num_frames') for res in D.block_resolutions)
 
-def test_tsm_only_in_blocks_that_freeze_layers_leaves_trainable():
-    D = VideoDiscriminator(0, 64, 3, fuse_res=16, block_kwargs=dict(freeze_layers=D_LAYERS_OF_B64), **SMALL)
-    assert isinstance(D.b64.conv0.weight, torch.Tensor) and 'weight' in dict(D.b64.conv0.named_buffers()) # b64 frozen ...
+@pytest.mark.parametrize('freeze_layers, frozen', [(1, 'fromrgb'), (2, 'conv0'), (D_LAYERS_OF_B64, 'skip')])
+def test_tsm_only_in_blocks_whose_every_layer_trains(freeze_layers, frozen):
+    D = VideoDiscriminator(0, 64, 3, fuse_res=16, block_kwargs=dict(freeze_layers=freeze_layers), **SMALL)
+    assert 'weight' in dict(getattr(D.b64, frozen).named_buffers()) # b64's first freeze_layers layers are frozen ...
     shifted = {res for res in D.block_resolutions if hasattr(getattr(D, f'b{res}').conv0, 'num_frames')}
-    assert shifted == {32} # ... so only b32 shifts.
+    assert shifted == {32} # ... so only b32 shifts (the reference's `total_train`).
 
 #----------------------------------------------------------------------------
 

