@@ -171,14 +171,18 @@ def test_cuda_formulation_of_the_ops_gives_the_same_logits_and_r1_gradients(monk
     results = []
     for matmul in (False, True):
         monkeypatch.setattr(upfirdn2d, '_matmul_path', lambda x, impl: matmul)
-        D.zero_grad(set_to_none=True)
-        img = img0.clone().requires_grad_(True)
-        logits = D(img, None)
-        (grad,) = torch.autograd.grad(logits.sum(), [img], create_graph=True)
-        (logits.mean() + grad.square().sum()).backward()
-        results.append([logits, grad] + [p.grad for p in D.parameters()])
+        results.append(logits_r1_and_gradients(D, img0))
     for a, b in zip(*results):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item()) # float32 rounding
+
+def logits_r1_and_gradients(D, img0):
+    """D's logits, R1's input gradient (double backward) and the parameter gradients of logits + R1."""
+    D.zero_grad(set_to_none=True)
+    img = img0.clone().requires_grad_(True)
+    logits = D(img, None)
+    (grad,) = torch.autograd.grad(logits.sum(), [img], create_graph=True)
+    (logits.mean() + grad.square().sum()).backward()
+    return [logits, grad] + [p.grad for p in D.parameters()]
 
 def test_fp16_blocks_compute_in_float16_and_match_float32(fp16_on_cpu):
     """The GPU default (the upper blocks in float16), reached on CPU: G and D against their force_fp32 results. G's

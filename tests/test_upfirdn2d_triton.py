@@ -9,6 +9,7 @@ import torch
 from torch_utils.ops import upfirdn2d
 from training import networks_stylegan2
 from tests import oracle_ops
+from tests.test_networks_stylegan2 import logits_r1_and_gradients
 
 #----------------------------------------------------------------------------
 
@@ -112,12 +113,7 @@ def test_discriminator_with_triton_ops_matches_plain_path_with_r1(monkeypatch, t
     results = []
     for ops in ('', 'triton'):
         monkeypatch.setenv('STYLESV_OPS', ops)
-        D.zero_grad(set_to_none=True)
-        img = img0.clone().requires_grad_(True)
-        logits = D(img, None)
-        (grad,) = torch.autograd.grad(logits.sum(), [img], create_graph=True)
-        (logits.mean() + grad.square().sum()).backward()
-        results.append([logits, grad] + [p.grad for p in D.parameters()])
+        results.append(logits_r1_and_gradients(D, img0))
     assert calls.count('fir') >= 2 * 3 and calls.count('act') == 6 # Two downsamplings, each in the forward, backward and double
                                                                    # backward; the six layers with a bias_act.
     for a, b in zip(*results):
