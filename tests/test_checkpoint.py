@@ -30,12 +30,18 @@ def snapshot_pkl(tmp_path_factory):
         pickle.dump(snapshot, f)
     return path
 
-def test_weights_only_round_trip_gives_identical_images(snapshot_pkl, tmp_path):
+class RefusingUnpickler(pickle.Unpickler):
+    """pickle's Unpickler, unable to import anything: torch.load(weights_only=False) cannot read a file through it."""
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f'this test refuses to import {module}.{name}')
+
+def test_weights_only_round_trip_gives_identical_images(snapshot_pkl, tmp_path, monkeypatch):
     dest = str(tmp_path / 'net.pt')
     checkpoint.save_weights(dest, checkpoint.load_network(snapshot_pkl))
-    torch.load(dest, weights_only=True)  # no code needed to read it
     original = checkpoint.load_network(snapshot_pkl)['G_ema']
+    monkeypatch.setattr(pickle, 'Unpickler', RefusingUnpickler) # The project's loader reads it without pickle's class imports.
     rebuilt = checkpoint.load_network(dest)
+    monkeypatch.undo()
     z = torch.randn([3, 8])
     assert torch.equal(rebuilt['G_ema'](z, None), original(z, None))
     assert rebuilt['training_set_kwargs'] == dict(path='data.zip')
@@ -92,5 +98,40 @@ def test_latest_resolves_to_the_newest_snapshot_and_a_path_stays_as_it_is(tmp_pa
     assert checkpoint.resolve_network('other.pkl', runs_dir=str(tmp_path)) == 'other.pkl'
     with pytest.raises(checkpoint.NetworkLoadError, match='--network=latest: no network-snapshot-\\*.pkl'):
         checkpoint.resolve_network('latest', runs_dir=str(tmp_path / 'empty'))
+
+#----------------------------------------------------------------------------
+# Safe loading: a checkpoint that would run code when unpickled, and one naming a class from outside the project.
+
+class WritesAFile:
+    """Unpickling this calls open(marker, 'w'): a real payload, which a safe loader never lets run."""
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(snapshot_pkl, tmp_path):
+    dest, marker = str(tmp_path / 'net.pt'), tmp_path / 'payload-ran'
+    checkpoint.save_weights(dest, checkpoint.load_network(snapshot_pkl))
+    data = torch.load(dest, weights_only=True)
+    torch.save(dict(data, extra=WritesAFile(str(marker))), dest) # Otherwise a valid checkpoint.
+    with pytest.raises(checkpoint.NetworkLoadError, match='damaged weights-only checkpoint'):
+        checkpoint.load_network(dest)
+    assert not marker.exists()
+
+def test_a_class_from_outside_the_project_is_refused_even_with_a_project_class_s_name(snapshot_pkl, tmp_path, monkeypatch):
+    """'payload_module.Generator' shares its short name with training.networks_stylegan3.Generator; importing its
+    module would run the module's code (here: write a file)."""
+    marker = tmp_path / 'payload-ran'
+    (tmp_path / 'stylesv_test_payload.py').write_text(f'open({str(marker)!r}, "w").close()\nGenerator = dict\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dest = str(tmp_path / 'net.pt')
+    checkpoint.save_weights(dest, checkpoint.load_network(snapshot_pkl))
+    data = torch.load(dest, weights_only=True)
+    data['config'] = data['config'].replace('training.networks_stylegan3.Generator', 'stylesv_test_payload.Generator')
+    torch.save(data, dest)
+    with pytest.raises(checkpoint.NetworkLoadError, match="'stylesv_test_payload.Generator', which is not a project network class"):
+        checkpoint.load_network(dest)
+    assert not marker.exists()
 
 #----------------------------------------------------------------------------
