@@ -247,7 +247,7 @@ def _channels_moved_in_time(layer, channels, frames=3):
     return changed[0].nonzero().flatten().tolist(), changed[2].nonzero().flatten().tolist()
 
 def test_tsm_by_default_moves_an_eighth_of_the_channels_each_way():
-    """The paper's TSM (arXiv 2212.07413, Sec. 3.2; Lin et al.): 1/8 of the channels from the next frame, 1/8 from the previous."""
+    """The paper's TSM (arXiv 2212.07413; Lin et al., TSM, 2019): 1/8 of the channels from the next frame, 1/8 from the previous."""
     D = VideoDiscriminator(0, RES, 3, **SMALL) # b32: the block above fuse_res=16, conv0 of 32 channels
     assert D.b32.conv0.in_channels == 32
     from_next, from_prev = _channels_moved_in_time(D.b32.conv0, 32)
