@@ -1,5 +1,6 @@
 """Tests of svc_plugin.fileio: temporary names, renaming files and folders into place, cleanup."""
 
+import hashlib
 import os
 
 import pytest
@@ -64,8 +65,10 @@ def test_replace_together_renames_only_after_every_file_is_written_and_synced(tm
     def write_b(tmp_path):
         a_during_write_of_b.append(a.read_text())
         text_writer('new b')(tmp_path)
-    fileio.replace_together([(str(a), text_writer('new a')), (str(b), write_b)])
+    seen = []
+    fileio.replace_together([(str(a), text_writer('new a', seen)), (str(b), write_b)])
     assert (a.read_text(), b.read_text()) == ('new a', 'new b')
+    assert seen == [fileio.temporary_path(str(a))]
     assert a_during_write_of_b == ['old a'] # The first file was not in place before the second was written.
     assert synced == {os.stat(a).st_ino, os.stat(b).st_ino}
     assert sorted(os.listdir(tmp_path)) == ['a.json', 'b.pt']
@@ -110,5 +113,43 @@ def test_bytes_and_torch_writers_write_what_they_are_given(tmp_path):
     fileio.append_jsonl(str(tmp_path / 'c.jsonl'), dict(a=1))
     fileio.append_jsonl(str(tmp_path / 'c.jsonl'), dict(b=[2]))
     assert (tmp_path / 'c.jsonl').read_text() == '{"a": 1}\n{"b": [2]}\n'
+
+def test_a_failed_write_names_the_file_and_the_hint_only_when_given(tmp_path):
+    missing = tmp_path / 'missing-folder' / 'a.bin'
+    for kwargs, hint in [({}, ''), (dict(hint='; check --outdir'), '; check --outdir')]:
+        with pytest.raises(OSError) as info:
+            fileio.write_bytes_atomically(str(missing), b'x', **kwargs)
+        assert str(info.value) == f'cannot write {missing}: No such file or directory{hint}'
+    with pytest.raises(OSError) as info:
+        fileio.replace_atomically(str(missing), text_writer('x'))
+    assert str(info.value) == f'cannot write {missing}: No such file or directory'
+
+@pytest.mark.parametrize('kind', ['file', 'folder'])
+def test_rename_into_place_onto_a_new_name(tmp_path, kind):
+    final, tmp = tmp_path / 'out', fileio.temporary_path(str(tmp_path / 'out'))
+    if kind == 'folder':
+        os.makedirs(tmp)
+    else:
+        open(tmp, 'w').close()
+    fileio.rename_into_place(tmp, str(final))
+    assert os.listdir(tmp_path) == ['out'] and final.is_dir() == (kind == 'folder')
+
+def test_a_replaced_folder_is_moved_aside_under_a_temporary_name_of_its_own(tmp_path, monkeypatch):
+    """Between the two renames the earlier folder lives under a temporary name of `path`, beside it: a crash there
+    leaves a temporary that temporaries_of(path) finds, not a stray folder elsewhere."""
+    final, tmp = tmp_path / 'video0', fileio.temporary_path(str(tmp_path / 'video0'))
+    final.mkdir()
+    os.makedirs(tmp)
+    renames, replace = [], os.replace
+    monkeypatch.setattr(fileio.os, 'replace', lambda src, dst: renames.append((src, dst)) or replace(src, dst))
+    fileio.rename_into_place(tmp, str(final))
+    (old, aside), (new, target) = renames
+    assert (old, new, target) == (str(final), tmp, str(final))
+    assert fileio.final_path_of(aside) == str(final) and aside != tmp and os.path.dirname(aside) == str(tmp_path)
+
+def test_file_sha256_reads_the_whole_file(tmp_path):
+    data = os.urandom(3 << 20) # Three of its 1 MiB blocks.
+    (tmp_path / 'big.bin').write_bytes(data)
+    assert fileio.file_sha256(str(tmp_path / 'big.bin')) == hashlib.sha256(data).hexdigest()
 
 #----------------------------------------------------------------------------
