@@ -33,7 +33,7 @@ MODULE_TESTS = {
 }
 
 # mutmut's exit code of a mutant's test run -> what it means.
-OUTCOMES = {1: 'killed', 0: 'survived', 33: 'no tests', 34: 'skipped', 35: 'suspicious', 36: 'timeout', 37: 'type error', -11: 'segfault'}
+OUTCOMES = {1: 'killed', 0: 'survived', 33: 'no tests', 34: 'skipped', 35: 'suspicious', 36: 'timeout', 37: 'type error', -24: 'timeout', -11: 'segfault'} # -24: killed at its CPU-time limit.
 
 #----------------------------------------------------------------------------
 
@@ -112,7 +112,9 @@ def main():
         print(f'{module}: {killed}/{total} killed ({100 * killed / max(total, 1):.0f}%), {len(results.get("survived", []))} survived, '
             f'{len(results.get("no tests", []))} not reached by {" ".join(tests)}', flush=True)
         for outcome, names in results.items():
-            if outcome not in ('killed', 'timeout'):
+            if outcome == 'no tests':
+                print(f'  no tests reach: ' + ' '.join(sorted({mutant_order(name)[0] for name in names})))
+            elif outcome not in ('killed', 'timeout'):
                 print(f'  {outcome}: ' + ' '.join(name.split('.')[-1] for name in names))
 
 if __name__ == '__main__':
