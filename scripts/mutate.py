@@ -3,7 +3,7 @@
 mutmut (https://github.com/boxed/mutmut, 3.x) changes one operator, constant or call at a time inside a module's
 functions and runs the tests that reach the changed function; a mutant that no test fails on "survived", and is
 either a missing test or an equivalent change (explain it). Each module runs with its own test files only, in a
-scratch copy of the working tree under .mutate/<module>/ (kept, so that a second run re-tests only what changed):
+scratch copy of the working tree under .mutate/<module>/ (kept for inspection; each run starts afresh):
 
     pip install mutmut==3.8.1
     nice python scripts/mutate.py svc_plugin/fileio.py svc_plugin/checkpoint.py --jobs=2
@@ -66,7 +66,8 @@ def mutmut_config(module, tests):
         f'only_mutate = {json.dumps([module])}',
         f'also_copy = {json.dumps(top_level)}',
         f'pytest_add_cli_args_test_selection = {json.dumps(tests)}',
-        'pytest_add_cli_args = ["-p", "no:cacheprovider"]', '',
+        'pytest_add_cli_args = ["-p", "no:cacheprovider"]',
+        'timeout_multiplier = 4.0', '', # A mutant taking 4x the tests' CPU time hangs (mutmut's default waits 15x).
     ])
 
 def mutate(module, tests, jobs, functions=None):
@@ -74,6 +75,7 @@ def mutate(module, tests, jobs, functions=None):
     scratch = os.path.join(SCRATCH, module.replace('/', '_'))
     os.makedirs(scratch, exist_ok=True)
     sync_scratch(scratch)
+    shutil.rmtree(os.path.join(scratch, 'mutants'), ignore_errors=True) # mutmut keeps results when only the tests changed.
     with open(os.path.join(ROOT, 'pyproject.toml')) as f:
         config = f.read() + mutmut_config(module, tests)
     with open(os.path.join(scratch, 'pyproject.toml'), 'w') as f:

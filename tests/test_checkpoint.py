@@ -62,6 +62,7 @@ DICT_PICKLE = pickle.dumps(dict(G='x' * 300), protocol=4) # PROTO, FRAME <8-byte
 @pytest.mark.parametrize('content, reason', [
     (b'',                                               'the file is empty'),
     (b'not a pickle at all',                            'not a network pickle or weights-only checkpoint'),
+    (b'\x80\x04\xff not an opcode',                        'not a network pickle or weights-only checkpoint'), # A pickle's first byte only.
     (DICT_PICKLE[:3],                                   'the file is truncated (an interrupted copy or download?); copy it again'), # In a length.
     (DICT_PICKLE[:40],                                  'the file is truncated (an interrupted copy or download?); copy it again'), # In a string.
     (DICT_PICKLE[:-1],                                  'the file is truncated (an interrupted copy or download?); copy it again'), # Before STOP.
@@ -87,6 +88,8 @@ def test_image_generator_is_not_a_video_generator(snapshot_pkl):
     with pytest.raises(checkpoint.NetworkLoadError) as info:
         checkpoint.load_generator(snapshot_pkl)
     assert str(info.value).startswith(f'{snapshot_pkl} holds an image-only generator, not a video generator (video generation needs one); ')
+    with pytest.raises(checkpoint.NetworkLoadError, match='image-only generator'):
+        checkpoint.generator_of(checkpoint.load_network(snapshot_pkl), snapshot_pkl) # Video by default, too.
     G = checkpoint.load_generator(snapshot_pkl, video=False)
     assert isinstance(G, networks_stylegan3.Generator) and not checkpoint.is_video_generator(G)
 
