@@ -148,4 +148,12 @@ def test_two_processes_step_as_one_process_with_their_whole_batch(tmp_path):
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(result['grads'], grads))
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(result['params'], params))
 
+def test_averaged_gradients_are_made_finite_even_for_a_single_parameter():
+    """NaN -> 0 and +-Inf -> +-1e5, so that one bad batch cannot poison the weights (the NaN guard still sees the losses)."""
+    from svc_plugin import distributed
+    module = torch.nn.Linear(4, 1, bias=False)
+    module.weight.grad = torch.tensor([[float('nan'), float('inf'), -float('inf'), 1.5]])
+    distributed.average_gradients(module, num_gpus=1)
+    assert module.weight.grad.tolist() == [[0.0, 1e5, -1e5, 1.5]]
+
 #----------------------------------------------------------------------------
