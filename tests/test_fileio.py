@@ -120,9 +120,13 @@ def test_a_failed_write_names_the_file_and_the_hint_only_when_given(tmp_path):
         with pytest.raises(OSError) as info:
             fileio.write_bytes_atomically(str(missing), b'x', **kwargs)
         assert str(info.value) == f'cannot write {missing}: No such file or directory{hint}'
-    with pytest.raises(OSError) as info:
-        fileio.replace_atomically(str(missing), text_writer('x'))
-    assert str(info.value) == f'cannot write {missing}: No such file or directory'
+    seen = []
+    for replace in [lambda: fileio.replace_atomically(str(missing), text_writer('x', seen)),
+                    lambda: fileio.replace_together([(str(missing), text_writer('x', seen))])]:
+        with pytest.raises(OSError) as info:
+            replace()
+        assert str(info.value) == f'cannot write {missing}: No such file or directory'
+    assert seen == [fileio.temporary_path(str(missing))] * 2 # No suffix unless asked for.
 
 @pytest.mark.parametrize('kind', ['file', 'folder'])
 def test_rename_into_place_onto_a_new_name(tmp_path, kind):
