@@ -96,6 +96,18 @@ def test_real_clip_offsets_are_the_protocol_s_draws_from_seed_0():
     _, other_seed = fvd.select_real_clips(names, lengths, videos=6, frames=16, subsample=1, seed=1)
     assert other_seed[:, 0].tolist() == [3, 12, 72, 0, 137, 133]
 
+def test_no_video_long_enough_gives_empty_integer_selections():
+    videos, frames = fvd.select_real_clips(['a', 'b'], [10, 15], videos=2, frames=16, subsample=4)
+    assert (videos.shape, videos.dtype, frames.shape, frames.dtype) == ((0,), np.int64, (0, 4), np.int64)
+
+@pytest.mark.parametrize('name, protocol', [
+    ('fvd16', (2048, 16, 1)), ('fvd2_1f', (2, 1, 1)), ('fvd3_12f_subsample4f', (3, 12, 4)),
+    ('fvd1_16f', None), ('fvd16_0f', None), ('fvd16_12f_subsample0f', None), ('fvd16_12f_subsample5f', None), ('fid50k', None),
+])
+def test_metric_names_parse_into_videos_frames_and_subsample(name, protocol):
+    parsed = fvd.parse_metric_name(name)
+    assert (parsed if parsed is None else (parsed.videos, parsed.frames, parsed.subsample)) == protocol
+
 def test_real_clips_subsample_covers_the_named_span():
     videos, frames = fvd.select_real_clips(['a', 'b'], [127, 128], videos=2, frames=128, subsample=8, seed=0)
     assert list(videos) == [1] # 127 frames cannot hold a 128-frame clip.
