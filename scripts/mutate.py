@@ -7,6 +7,7 @@ scratch copy of the working tree under .mutate/<module>/ (kept for inspection; e
 
     pip install mutmut==3.8.1
     nice python scripts/mutate.py svc_plugin/fileio.py svc_plugin/checkpoint.py --jobs=2
+    nice python scripts/mutate.py svc_plugin/motion.py --functions blend_weights bspline_embedding
 
 prints one line per module (killed / mutants, survivors, not reached by the tests) and lists the survivors;
 `cd .mutate/<module> && mutmut show <mutant>` shows one as a diff.
@@ -35,7 +36,8 @@ MODULE_TESTS = {
 }
 
 # mutmut's exit code of a mutant's test run -> what it means.
-OUTCOMES = {1: 'killed', 0: 'survived', 33: 'no tests', 34: 'skipped', 35: 'suspicious', 36: 'timeout', 37: 'type error', -24: 'timeout', -11: 'segfault'} # -24: killed at its CPU-time limit.
+OUTCOMES = {1: 'killed', 0: 'survived', 33: 'no tests', 34: 'skipped', 35: 'suspicious', 36: 'timeout', 37: 'type error',
+    -24: 'timeout', -11: 'segfault'} # -24: SIGXCPU, stopped at its CPU-time limit.
 
 #----------------------------------------------------------------------------
 
@@ -50,7 +52,7 @@ def tracked_files():
     return [path for path in out.decode().split('\0') if path and os.path.isfile(os.path.join(ROOT, path))]
 
 def sync_scratch(scratch):
-    """Copy the working tree into `scratch`, leaving files that did not change (and mutmut's mutants/) alone."""
+    """Copy the working tree into `scratch`, leaving files that did not change alone."""
     for path in tracked_files():
         src, dst = os.path.join(ROOT, path), os.path.join(scratch, path)
         if os.path.isfile(dst) and open(src, 'rb').read() == open(dst, 'rb').read():
