@@ -126,7 +126,7 @@ def pickle_problem(f, err):
         for _ in pickletools.genops(f):
             pass
     except ValueError as scan:
-        if 'exhausted' in str(scan) or 'remain' in str(scan):
+        if any(words in str(scan) for words in ('exhausted', 'remain', 'not enough data')): # The stream ended inside an opcode.
             return 'the file is truncated (an interrupted copy or download?); copy it again'
         return 'not a network pickle or weights-only checkpoint'
     cause = err.__cause__ or err

@@ -205,3 +205,39 @@ def test_bad_input_is_one_line_without_traceback_and_leaves_nothing(footage, tmp
     assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith('Error:')
     assert not (tmp_path / 'out.zip').exists() and os.listdir(tmp_path / 'full') == ['keep.txt']
     assert _leftovers(tmp_path) == []
+
+def test_a_decode_error_partway_through_a_frame_folder_skips_that_video_only(tmp_path):
+    """The 3rd PNG of clipA is cut off: clipA's first frames decode, then it fails; the build goes on without it."""
+    for name in ['clipA', 'clipB']:
+        os.makedirs(tmp_path / 'frames' / name)
+        for t in range(5):
+            PIL.Image.fromarray(np.full([8, 8, 3], _level(t), dtype=np.uint8)).save(tmp_path / 'frames' / name / f'f{t:02d}.png')
+    third = tmp_path / 'frames' / 'clipA' / 'f02.png'
+    third.write_bytes(third.read_bytes()[:40]) # Header intact, image data missing.
+    summary = dataset_tool.convert_dataset(str(tmp_path / 'frames'), str(tmp_path / 'out.zip'), 8)
+    assert summary['videos'] == 1 and summary['frames'] == 5
+    assert [(name, reason.split(' ')[0]) for name, reason in summary['skipped']] == [('clipA', 'undecodable')]
+    assert '1 source skipped (1 undecodable)' in dataset_tool.format_summary(summary)
+    videos, info = _read_dataset(tmp_path / 'out.zip')
+    assert info['sources'] == {'video00001': 'clipB'} and videos['video00001'].shape == (5, 8, 8, 3)
+    assert _leftovers(tmp_path) == [] and sorted(os.listdir(tmp_path)) == ['frames', 'out.zip']
+
+def test_a_video_whose_decoder_fails_partway_is_skipped_and_reported(footage, tmp_path, monkeypatch):
+    """wide.mp4's decoder fails at frame 3 as imageio-ffmpeg fails on a cut-off stream ('Could not read frame 3');
+    the other videos are still written."""
+    read_frames = dataset_tool.imageio_ffmpeg.read_frames
+    def failing_partway(path, *args, **kwargs):
+        reader = read_frames(path, *args, **kwargs)
+        yield next(reader) # The stream's meta data.
+        for index, frame in enumerate(reader):
+            if index == 2 and path.endswith('wide.mp4'):
+                raise RuntimeError('Could not read frame 3:\nEnd of file reached before full frame could be read.')
+            yield frame
+    monkeypatch.setattr(dataset_tool.imageio_ffmpeg, 'read_frames', failing_partway)
+    summary = dataset_tool.convert_dataset(str(footage), str(tmp_path / 'out.zip'), 16, min_frames=4)
+    assert ('wide.mp4', 'undecodable (Could not read frame 3:)') in summary['skipped']
+    videos, info = _read_dataset(tmp_path / 'out.zip')
+    assert sorted(info['sources'].values()) == ['large.mkv', 'more/tall.avi']
+    assert _leftovers(tmp_path) == []
+
+#----------------------------------------------------------------------------

@@ -240,3 +240,28 @@ def test_pickle_round_trip_in_a_fresh_process_gives_the_same_logits(tmp_path):
     assert torch.equal(torch.load(tmp_path / 'logits.pt'), D(img, c, t))
 
 #----------------------------------------------------------------------------
+
+def _channels_moved_in_time(layer, channels, frames=3):
+    """(channels frame 0 reads from frame 1, channels frame 2 reads from frame 1) through a TSM conv layer whose 3x3
+    kernel is set to the identity, so each output channel is its own (shifted) input channel, activated."""
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.weight[:, :, 1, 1] = torch.eye(channels) / layer.weight_gain
+        layer.bias.zero_()
+    x = torch.rand([frames, channels, 4, 4]) + 1 # [frames, C, H, W], one clip
+    edited = x.clone()
+    edited[1] += 1 # Only the middle frame changes.
+    with torch.no_grad():
+        changed = (layer(edited) != layer(x)).flatten(2).any(dim=2) # [frames, C]
+    return changed[0].nonzero().flatten().tolist(), changed[2].nonzero().flatten().tolist()
+
+def test_tsm_by_default_moves_an_eighth_of_the_channels_each_way():
+    """The paper's TSM (arXiv 2212.07413; Lin et al., TSM, 2019): 1/8 of the channels from the next frame, 1/8 from the previous."""
+    D = VideoDiscriminator(0, RES, 3, **SMALL) # b32: the block above fuse_res=16, conv0 of 32 channels
+    assert D.b32.conv0.in_channels == 32
+    from_next, from_prev = _channels_moved_in_time(D.b32.conv0, 32)
+    assert (from_next, from_prev) == ([0, 1, 2, 3], [4, 5, 6, 7])
+    layer = type(D.b32.conv0)(16, 16, kernel_size=3, activation='lrelu', num_frames=3) # The layer's own default.
+    assert _channels_moved_in_time(layer, 16) == ([0, 1], [2, 3])
+
+#----------------------------------------------------------------------------

@@ -114,3 +114,46 @@ if __name__ == '__main__':
     run_torchrun_worker(data_zip=sys.argv[1], outdir=sys.argv[2])
 
 #----------------------------------------------------------------------------
+# svc_plugin.distributed: two gloo processes take one step as one process does with their whole batch.
+
+def one_step(module, inputs, targets, num_gpus):
+    """One SGD step of a mean-squared loss over this process's share of the batch; the gradients averaged over the
+    processes by svc_plugin.distributed, as the video training loop averages them."""
+    from svc_plugin import distributed
+    loss = (module(inputs) - targets).square().mean()
+    loss.backward()
+    distributed.average_gradients(module, num_gpus)
+    torch.optim.SGD(module.parameters(), lr=0.1).step()
+    return [param.grad.clone() for param in module.parameters()], [param.detach().clone() for param in module.parameters()]
+
+def gradient_step_batch():
+    """A linear layer and a batch of 4 (inputs, targets), the same in every process."""
+    torch.manual_seed(0)
+    return torch.nn.Linear(3, 2), torch.randn([4, 3]), torch.randn([4, 2])
+
+def step_on_half_the_batch(rank, num_gpus, out_dir):
+    """Body of each of the two processes that svc_plugin.distributed.launch starts: rank r steps on samples 2r, 2r+1."""
+    module, inputs, targets = gradient_step_batch()
+    grads, params = one_step(module, inputs[2 * rank : 2 * rank + 2], targets[2 * rank : 2 * rank + 2], num_gpus)
+    torch.save(dict(grads=grads, params=params), os.path.join(out_dir, f'rank{rank}.pt'))
+
+def test_two_processes_step_as_one_process_with_their_whole_batch(tmp_path):
+    """README: multi-GPU training equals one-process training at the same total batch (4 = 2 x 2)."""
+    from svc_plugin import distributed
+    distributed.launch(step_on_half_the_batch, 2, lambda: str(tmp_path))
+    module, inputs, targets = gradient_step_batch()
+    grads, params = one_step(module, inputs, targets, num_gpus=1)
+    for rank in range(2):
+        result = torch.load(tmp_path / f'rank{rank}.pt')
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(result['grads'], grads))
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(result['params'], params))
+
+def test_averaged_gradients_are_made_finite_even_for_a_single_parameter():
+    """NaN -> 0 and +-Inf -> +-1e5, so that one bad batch cannot poison the weights (the NaN guard still sees the losses)."""
+    from svc_plugin import distributed
+    module = torch.nn.Linear(4, 1, bias=False)
+    module.weight.grad = torch.tensor([[float('nan'), float('inf'), -float('inf'), 1.5]])
+    distributed.average_gradients(module, num_gpus=1)
+    assert module.weight.grad.tolist() == [[0.0, 1e5, -1e5, 1.5]]
+
+#----------------------------------------------------------------------------

@@ -84,14 +84,29 @@ def test_real_clips_one_per_video_in_sorted_order_short_videos_skipped():
     for video, clip in zip(videos, frames):
         assert np.all(np.diff(clip) == 1) and clip[0] >= 0 and clip[-1] < lengths[video]
 
-def test_real_clip_offsets_are_reproducible_from_the_seed():
-    names = [f'v{i:03d}' for i in range(50)]
-    lengths = np.full(50, 200)
-    _, a = fvd.select_real_clips(names, lengths, videos=50, frames=16, subsample=1, seed=0)
-    _, b = fvd.select_real_clips(names, lengths, videos=50, frames=16, subsample=1, seed=0)
-    _, c = fvd.select_real_clips(names, lengths, videos=50, frames=16, subsample=1, seed=1)
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
-    assert len(np.unique(a[:, 0])) > 10 # Random offsets, not all zero.
+def test_real_clip_offsets_are_the_protocol_s_draws_from_seed_0():
+    """Offsets of the default protocol, written out: in sorted name order, RandomState(0).randint(0, length - frames + 1)
+    per eligible video (numpy's legacy generator, fixed across versions), so FVD compares across runs and codebases."""
+    names = ['v5', 'v4', 'v3', 'v2', 'v1', 'v0', 'v6']
+    lengths = [200, 200, 16, 100, 50, 20, 15] # In sorted order v0..v5: 20, 50, 100, 16, 200, 200 frames; v6 too short.
+    videos, frames = fvd.select_real_clips(names, lengths, videos=6, frames=16, subsample=1)
+    assert [names[i] for i in videos] == ['v0', 'v1', 'v2', 'v3', 'v4', 'v5']
+    assert frames[:, 0].tolist() == [4, 0, 67, 0, 103, 9] # Draws below 5, 35, 85, 1, 185, 185.
+    assert np.array_equal(frames, frames[:, :1] + np.arange(16))
+    _, other_seed = fvd.select_real_clips(names, lengths, videos=6, frames=16, subsample=1, seed=1)
+    assert other_seed[:, 0].tolist() == [3, 12, 72, 0, 137, 133]
+
+def test_no_video_long_enough_gives_empty_integer_selections():
+    videos, frames = fvd.select_real_clips(['a', 'b'], [10, 15], videos=2, frames=16, subsample=4)
+    assert (videos.shape, videos.dtype, frames.shape, frames.dtype) == ((0,), np.int64, (0, 4), np.int64)
+
+@pytest.mark.parametrize('name, protocol', [
+    ('fvd16', (2048, 16, 1)), ('fvd2_1f', (2, 1, 1)), ('fvd3_12f_subsample4f', (3, 12, 4)),
+    ('fvd1_16f', None), ('fvd16_0f', None), ('fvd16_12f_subsample0f', None), ('fvd16_12f_subsample5f', None), ('fid50k', None),
+])
+def test_metric_names_parse_into_videos_frames_and_subsample(name, protocol):
+    parsed = fvd.parse_metric_name(name)
+    assert (parsed if parsed is None else (parsed.videos, parsed.frames, parsed.subsample)) == protocol
 
 def test_real_clips_subsample_covers_the_named_span():
     videos, frames = fvd.select_real_clips(['a', 'b'], [127, 128], videos=2, frames=128, subsample=8, seed=0)

@@ -1,5 +1,6 @@
 """Tests of gen_video.py: long videos in flat memory, chunking, seamless loops, content x motion grids, CLI errors."""
 
+import copy
 import os
 import pickle
 import shutil
@@ -56,6 +57,18 @@ def image_pkl(tmp_path_factory, G_image):
 def frames_of(G, videos, num_frames, **kwargs):
     """All frames of the videos as the generator gives them: float [V, F, C, H, W]."""
     return torch.cat(list(gen_video.generate_frames(G, videos, num_frames, **kwargs)), dim=1)
+
+def seed_z(seed):
+    """A seed's content code, drawn as StyleGAN3's gen_images.py draws it: [1, z_dim]."""
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, G_KWARGS['z_dim'])).float()
+
+def quantised(images):
+    """Generator output [F, C, H, W] in [-1, 1] as the uint8 frames [F, H, W, C] a video holds: x * 127.5 + 128, clamped."""
+    return np.clip(images.detach().permute(0, 2, 3, 1).numpy().astype(np.float64) * 127.5 + 128, 0, 255).astype(np.uint8).astype(int)
+
+def read_png_frames(folder):
+    """The frames of a --format=png video, in order: int [F, H, W, C]."""
+    return np.stack([iio.imread(path) for path in sorted(folder.iterdir())]).astype(int)
 
 def run_cli(*args):
     """gen_video.run in this process: 0, or the message it exits with."""
@@ -139,9 +152,17 @@ def test_loop_frame_n_equals_frame_0(G, num_frames, speed):
     assert_same_frames(frames[:, num_frames], frames[:, 0])
     assert (frames[:, num_frames // 2] - frames[:, 0]).abs().max() > 0.05 # it moves in between
 
-def test_loop_cli_writes_exactly_the_frames_asked_for(video_pkl, tmp_path):
+def test_loop_cli_spreads_the_frames_over_one_motion_period_and_closes_the_loop(G, video_pkl, tmp_path):
+    """30 frames, key distance 4: the period is 32 (the multiple of 4 nearest 30), frame i is G at t = i * 32/30 with
+    the motion wrapping every 32 frames, and the frame after the last (t = 32) is the first again."""
     assert run_cli(f'--network={video_pkl}', '--frames=30', '--loop', '--format=png', f'--outdir={tmp_path}') == 0
-    assert len(os.listdir(tmp_path / 'seed0000')) == 30
+    written = read_png_frames(tmp_path / 'seed0000')
+    assert written.shape == (30, 16, 16, 3)
+    t = torch.arange(31, dtype=torch.float64)[None] * 32 / 30 # [1, 31]: the 30 frames, then the one after the last
+    expected = quantised(G(seed_z(0), torch.zeros([1, 0]), t=t, motion_seeds=[0], motion_period=32))
+    assert np.abs(written - expected[:30]).max() <= 1 # Rounding of a different batch.
+    assert np.abs(written[0] - expected[30]).max() <= 1
+    assert np.abs(written[-1] - written[0]).max() > 1 # The last frame is not the first one repeated.
 
 #----------------------------------------------------------------------------
 
@@ -220,12 +241,12 @@ def test_class_picks_the_label_of_a_conditional_network(G_image, tmp_path):
     with torch.no_grad():
         G.synthesis.motion_mask.fill_(1)
     pkl = save_snapshot(tmp_path / 'conditional.pkl', G.eval())
-    z, t = torch.from_numpy(np.random.RandomState(5).randn(1, 8)).float(), torch.arange(3.0)[None]
+    t = torch.arange(3.0)[None]
     for class_idx in [0, 2]:
         assert run_cli(f'--network={pkl}', '--seeds=5', f'--class={class_idx}', '--frames=3', '--format=png', f'--outdir={tmp_path / str(class_idx)}') == 0
-        written = np.stack([iio.imread(path) for path in sorted((tmp_path / str(class_idx) / 'seed0005').iterdir())]).astype(int)
+        written = read_png_frames(tmp_path / str(class_idx) / 'seed0005')
         with torch.no_grad():
-            expected = video_io.to_uint8(G(z, torch.eye(3)[[class_idx]], t=t, motion_seeds=[5])).permute(0, 2, 3, 1).numpy() # [F, H, W, C]
+            expected = quantised(G(seed_z(5), torch.eye(3)[[class_idx]], t=t, motion_seeds=[5]))
         assert np.abs(written - expected).max() <= 1 # Rounding of a different batch.
     assert (written != np.stack([iio.imread(path) for path in sorted((tmp_path / '0' / 'seed0005').iterdir())])).any()
     message = run_cli(f'--network={pkl}', '--frames=3', f'--outdir={tmp_path / "none"}')
@@ -299,5 +320,22 @@ def test_parse_range_accepts_upstream_seed_lists():
     assert gen_video.parse_range('0,1,4-6') == [0, 1, 4, 5, 6]
     assert gen_video.parse_range(' 7 ') == [7]
     assert video_io.parse_grid('4x2') == (4, 2)
+
+#----------------------------------------------------------------------------
+
+def test_trunc_draws_every_frame_from_w_pulled_towards_its_average(G, tmp_path):
+    """--trunc=0.5: each w halfway from the mapping's w to the running average w_avg (StyleGAN's truncation trick)."""
+    G = copy.deepcopy(G)
+    G.mapping.w_avg.copy_(torch.randn([G_KWARGS['w_dim']], generator=torch.Generator().manual_seed(1)) * 3) # Far from w.
+    pkl = save_snapshot(tmp_path / 'net.pkl', G)
+    t = torch.arange(4.0)[None]
+    with torch.no_grad():
+        w = G.mapping(seed_z(2), None) # [1, num_ws, w_dim], untruncated
+        w_half = G.mapping.w_avg + 0.5 * (w - G.mapping.w_avg)
+        expected = {psi: quantised(G.synthesis(ws, t=t, motion_seeds=[2])) for psi, ws in [('1', w), ('0.5', w_half)]}
+    for psi in ['1', '0.5']:
+        assert run_cli(f'--network={pkl}', '--seeds=2', '--frames=4', f'--trunc={psi}', '--format=png', f'--outdir={tmp_path / psi}') == 0
+        assert np.abs(read_png_frames(tmp_path / psi / 'seed0002') - expected[psi]).max() <= 1
+    assert np.abs(expected['1'] - expected['0.5']).max() > 10
 
 #----------------------------------------------------------------------------

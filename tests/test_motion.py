@@ -230,3 +230,48 @@ def test_temporal_conv_is_a_plain_conv1d_then_leaky_relu_with_slope_0_2_and_gain
     weight = conv.weight * 0.01 / (6 * 3) ** 0.5 # Equalized lr: lr_multiplier / sqrt(fan_in).
     expected = torch.nn.functional.leaky_relu(torch.nn.functional.conv1d(x, weight, conv.bias * 0.01), negative_slope=0.2)
     assert torch.allclose(conv(x), expected, atol=1e-6)
+
+#----------------------------------------------------------------------------
+# The B-spline branch by its values, from the formula written out.
+
+def test_bspline_embedding_is_the_weighted_sum_of_the_three_keys_embeddings_in_their_local_time():
+    """v(t) = sum_j w_j(u) ([sin, cos](omega p_{k+j} (t - c_{k+j}) + phi_{k+j}) + a_{k+j}), with w = (1-u)^2/2,
+    1/2 + u - u^2, u^2/2 and c_{k+j} = (k + j - 1/2) d (arXiv 2212.07413), evaluated in float64 by loops."""
+    encoder = _encoder('bspline')
+    g = torch.Generator().manual_seed(0)
+    u = torch.tensor([[0.0, 0.25, 0.6, 0.95]]) # [B=1, F=4]
+    num_freqs = encoder.v_dim // 2
+    periods = torch.rand([1, 4, 3, num_freqs], generator=g) * 2 # [B, F, K, num_freqs]
+    phases = torch.randn([1, 4, 3, num_freqs], generator=g)
+    aligners = torch.randn([1, 4, 3, encoder.v_dim], generator=g)
+    v = encoder.bspline_embedding(u, periods, phases, aligners) # [B, F, v_dim]
+    omega = encoder.freqs.double()
+    for f, uf in enumerate(u[0].double().tolist()):
+        weights = [(1 - uf) ** 2 / 2, 0.5 + uf - uf ** 2, uf ** 2 / 2]
+        expected = torch.zeros([encoder.v_dim], dtype=torch.float64)
+        for j in range(3):
+            local_t = (uf - j + 0.5) * D # t - c_{k+j}, with t = (k + u) d
+            angle = omega * periods[0, f, j].double() * local_t + phases[0, f, j].double()
+            expected += weights[j] * (torch.cat([angle.sin(), angle.cos()]) + aligners[0, f, j].double())
+        assert torch.allclose(v[0, f].double(), expected, atol=1e-5)
+
+def test_bspline_motion_of_constant_codes_is_the_blend_of_plain_sinusoids():
+    """With the period, phase and aligner predictors zeroed every key code predicts p = 1, phi = 0, a = 0, so v(t)
+    depends on t alone: sum_j w_j(u) [sin, cos](omega (u - j + 1/2) d); the linear branch gives other values."""
+    values = {}
+    for kind in ['bspline', 'linear']:
+        encoder = _encoder(kind)
+        with torch.no_grad():
+            for predictor in [encoder.period_predictor, encoder.phase_predictor, encoder.aligner_predictor]:
+                predictor.weight.zero_()
+        values[kind], _ = _v(encoder, [[5.0, 9.5, 14.25]], motion_seeds=[0])
+    omega = _encoder().freqs.double()
+    for f, t in enumerate([5.0, 9.5, 14.25]):
+        uf = t / D % 1
+        weights = [(1 - uf) ** 2 / 2, 0.5 + uf - uf ** 2, uf ** 2 / 2]
+        angles = [omega * (uf - j + 0.5) * D for j in range(3)]
+        expected = sum(w * torch.cat([a.sin(), a.cos()]) for w, a in zip(weights, angles))
+        assert torch.allclose(values['bspline'][f].double(), expected, atol=1e-5)
+    assert (values['bspline'] - values['linear']).abs().max() > 0.1
+
+#----------------------------------------------------------------------------

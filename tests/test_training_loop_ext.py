@@ -134,6 +134,12 @@ def test_inf_in_a_weight_with_finite_losses_stops_the_run_at_its_tick_without_a_
     assert result.returncode != 0
     assert 'G.mapping.fc0.weight is NaN/Inf at tick 1 (kimg 0.006): stopped without writing a snapshot' in result.stderr
     assert sorted(name for name in os.listdir(tmp_path) if name.startswith('network-snapshot-')) == ['network-snapshot-000000.pkl']
+    # Every snapshot under 1 kimg has that name: only its content tells tick 0's (frame 2, finite) from a later one.
+    state = runs.load_training_state(str(tmp_path / 'network-snapshot-000000.pkl'))
+    assert state is not None and state['cur_nimg'] == 2
+    with open(tmp_path / 'network-snapshot-000000.pkl', 'rb') as f:
+        snapshot = pickle.load(f)
+    assert all(torch.isfinite(param).all() for key in ('G', 'G_ema') for param in snapshot[key].parameters())
     stats = json.loads((tmp_path / 'stats.jsonl').read_text().splitlines()[-1])
     losses = [value['mean'] for name, value in stats.items() if name.startswith('Loss/')]
     assert losses and np.isfinite(losses).all() # Only the weights tell.
