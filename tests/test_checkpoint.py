@@ -48,12 +48,16 @@ def test_weights_only_round_trip_gives_identical_images(snapshot_pkl, tmp_path, 
     assert rebuilt['training_set_kwargs'] == dict(path='data.zip')
     assert set(rebuilt) >= {'G', 'D', 'G_ema', 'augment_pipe'}
 
-def test_foreign_class_is_refused(snapshot_pkl, tmp_path):
-    dest = str(tmp_path / 'net.pt')
+def _checkpoint_naming_class(snapshot_pkl, dest, class_name):
+    """The snapshot as a weights-only checkpoint whose config names class_name instead of the generator's class."""
     checkpoint.save_weights(dest, checkpoint.load_network(snapshot_pkl))
     data = torch.load(dest, weights_only=True)
-    data['config'] = data['config'].replace('training.networks_stylegan3.Generator', 'os.system')
+    data['config'] = data['config'].replace('training.networks_stylegan3.Generator', class_name)
     torch.save(data, dest)
+    return dest
+
+def test_foreign_class_is_refused(snapshot_pkl, tmp_path):
+    dest = _checkpoint_naming_class(snapshot_pkl, str(tmp_path / 'net.pt'), 'os.system')
     with pytest.raises(checkpoint.NetworkLoadError, match='not a project network class'):
         checkpoint.load_network(dest)
 
@@ -167,11 +171,7 @@ def test_a_class_from_outside_the_project_is_refused_even_with_a_project_class_s
     marker = tmp_path / 'payload-ran'
     (tmp_path / 'stylesv_test_payload.py').write_text(f'open({str(marker)!r}, "w").close()\nGenerator = dict\n')
     monkeypatch.syspath_prepend(str(tmp_path))
-    dest = str(tmp_path / 'net.pt')
-    checkpoint.save_weights(dest, checkpoint.load_network(snapshot_pkl))
-    data = torch.load(dest, weights_only=True)
-    data['config'] = data['config'].replace('training.networks_stylegan3.Generator', 'stylesv_test_payload.Generator')
-    torch.save(data, dest)
+    dest = _checkpoint_naming_class(snapshot_pkl, str(tmp_path / 'net.pt'), 'stylesv_test_payload.Generator')
     with pytest.raises(checkpoint.NetworkLoadError, match="'stylesv_test_payload.Generator', which is not a project network class"):
         checkpoint.load_network(dest)
     assert not marker.exists()
