@@ -401,7 +401,7 @@ def training_loop(
     preview_frames          = 32,       # Frames of the preview videos.
     preview_grid            = None,     # Columns x rows of the previews, None = 16 x 8 images at most (image stage), 4 x 2 videos.
     export_safe             = False,    # Also write each snapshot as a weights-only checkpoint network-snapshot-<kimg>.pt.
-    motion_meter_videos     = 8,        # Video stage: G_ema clips of the motion meter at every tick (Motion/*), 0 = off.
+    motion_meter_videos     = 4,        # Video stage: G_ema clips of the motion meter at every tick (Motion/*), 0 = off.
 ):
     """Train one stage; returns EasyDict(snapshot_pkl, cur_nimg) of its last snapshot."""
     start_time = time.time()

@@ -72,7 +72,7 @@ def main(resolution, cbase, cmax, batch, batch_gpu, steps, tick, paper_batch):
         sec_per_kimg = time_stage(c, steps, device)[0 if device.type == 'cpu' else 1]
     where = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU time, {torch.get_num_threads()} thread(s)'
     print(f'stylegan3-t {resolution}x{resolution}, cbase {cbase}, cmax {cmax}, batch {batch} clips of 3 frames, {where}')
-    print(f'motion meter ({c.motion_meter_videos} videos x 8 frames + jerk): {meter_sec:.3f} s; training: {sec_per_kimg:.2f} s/kimg')
+    print(f'motion meter ({c.motion_meter_videos} videos x 4 frames + jerk): {meter_sec:.3f} s; training: {sec_per_kimg:.2f} s/kimg')
     print(f'share of a {tick:g}-kimg tick: {meter_sec / (meter_sec + tick * sec_per_kimg):.2%} (one process; with {paper_batch // batch_gpu} GPUs '
         f'sharing the tick, each measuring in parallel: {meter_sec / (meter_sec + tick * sec_per_kimg * batch_gpu / paper_batch):.2%})')
 

@@ -26,9 +26,11 @@ ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT_DIR)
 
 import svc_plugin # pylint: disable=wrong-import-position,unused-import # Puts the upstream layer on sys.path.
+import dnnlib # pylint: disable=wrong-import-position
 import training_loop_ext # pylint: disable=wrong-import-position
 from metrics import metric_main # pylint: disable=wrong-import-position
 from svc_plugin import checkpoint # pylint: disable=wrong-import-position
+from svc_plugin import motion_meter # pylint: disable=wrong-import-position
 from svc_plugin import runs # pylint: disable=wrong-import-position
 from svc_plugin.metrics import video_metrics # pylint: disable=wrong-import-position,unused-import # Registers fvd<videos>_<frames>f.
 
@@ -53,26 +55,35 @@ def motion_per_tick(run_dir):
         ticks = [json.loads(line) for line in f]
     return [(tick['Progress/kimg']['mean'], tick['Motion/ratio']['mean'], tick['Motion/jerk']['mean']) for tick in ticks if 'Motion/ratio' in tick]
 
-def snapshot_fvd(snapshot_pkl, video_options, metric, device):
-    """(kimg of the snapshot, `metric` of its G_ema); an image snapshot is first made the video generator of the run,
-    as the video stage starts from it."""
-    _G, _D, G_ema = training_loop_ext.networks_from_snapshot(checkpoint.load_network(snapshot_pkl), video_options['G_kwargs'], video_options['D_kwargs'])
-    result = metric_main.calc_metric(metric=metric, G=G_ema.to(device), dataset_kwargs=video_options['training_set_kwargs'], num_gpus=1, rank=0, device=device)
-    return runs.load_training_state(snapshot_pkl)['cur_nimg'] / 1000, float(next(iter(result.results.values())))
+def evaluate_snapshot(snapshot_pkl, video_options, meter, metric, device):
+    """Row of a snapshot: kimg, motion ratio and jerk of G_ema and motion ratio of G (the motion meter), mean |motion
+    mask| of G and G_ema, and `metric` of G_ema. An image snapshot is first made the video networks of the run, as
+    the video stage starts from it."""
+    G, _D, G_ema = training_loop_ext.networks_from_snapshot(checkpoint.load_network(snapshot_pkl), video_options['G_kwargs'], video_options['D_kwargs'])
+    G, G_ema = G.eval().to(device), G_ema.eval().to(device)
+    motion, motion_G = meter.measure(G_ema), meter.measure(G)
+    result = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=video_options['training_set_kwargs'], num_gpus=1, rank=0, device=device)
+    return dnnlib.EasyDict(kimg=runs.load_training_state(snapshot_pkl)['cur_nimg'] / 1000, ratio=motion['Motion/ratio'], jerk=motion['Motion/jerk'],
+        ratio_G=motion_G['Motion/ratio'], mask_G=float(G.synthesis.motion_mask.abs().mean()), mask_G_ema=float(G_ema.synthesis.motion_mask.abs().mean()),
+        fvd=float(next(iter(result.results.values()))))
 
-def plot(path, ticks, fvds, metric, title):
-    """Three panels over kimg: motion ratio (1 = the reals' motion), key-frame jerk, FVD."""
+def plot(path, ticks, rows, metric, title):
+    """Three panels over kimg: motion ratio (1 = the reals' motion) of G_ema per tick and of G at snapshots,
+    key-frame jerk per tick, FVD at snapshots."""
     import matplotlib # pylint: disable=import-outside-toplevel # Only the plot needs it.
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt # pylint: disable=import-outside-toplevel
     kimg, ratio, jerk = zip(*ticks)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    axes[0].plot(kimg, ratio, '.-')
+    axes[0].plot(kimg, ratio, '.-', label='G_ema (each tick)')
+    axes[0].plot([row.kimg for row in rows], [row.ratio_G for row in rows], 's', label='G (snapshots)')
     axes[0].axhline(1, color='gray', linestyle='--', linewidth=1)
-    axes[0].set(title='Motion/ratio (1 = as much as the reals)', xlabel='kimg', ylim=(0, max(1.1, max(ratio) * 1.1)))
+    axes[0].set_yscale('symlog', linthresh=1e-3) # Linear below 0.001: the start is 0.
+    axes[0].set(title='Motion/ratio (1 = as much as the reals)', xlabel='kimg', ylim=(0, None))
+    axes[0].legend(fontsize=8)
     axes[1].plot(kimg, jerk, '.-')
-    axes[1].set(title='Motion/jerk (C1 ~0.03, kinks > 1)', xlabel='kimg', ylim=(0, None))
-    axes[2].plot(*zip(*fvds), 'o-')
+    axes[1].set(title='Motion/jerk of G_ema (C1 ~0.03, kinks > 1)', xlabel='kimg', ylim=(0, max(max(jerk) * 1.5, 0.1)))
+    axes[2].plot([row.kimg for row in rows], [row.fvd for row in rows], 'o-')
     axes[2].set(title=f'{metric} of G_ema', xlabel='kimg')
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -97,14 +108,16 @@ def main(outdir, image_kimg, kimg, tick, snap, metric, plot_path, video_run):
     with open(os.path.join(video_run, 'training_options.json')) as f:
         video_options = json.load(f)['video'] # {stage: training_loop kwargs}
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    training_set = dnnlib.util.construct_class_by_name(**video_options['training_set_kwargs'])
+    meter = motion_meter.MotionMeter(training_set, video_options['training_set_kwargs'], video_options['G_kwargs']['z_dim'], device,
+        seed=video_options['random_seed'])
     starts = [video_options['resume_pkl']] if video_options.get('resume_pkl') else []
-    fvds = [snapshot_fvd(pkl, video_options, metric, device) for pkl in starts + snapshots(video_run)]
+    rows = [evaluate_snapshot(pkl, video_options, meter, metric, device) for pkl in starts + snapshots(video_run)]
     ticks = motion_per_tick(video_run)
-    print(f'\n{"kimg":>8s}  {"motion ratio":>12s}  {"jerk":>8s}  {metric:>12s}')
-    for snapshot_kimg, fvd in fvds:
-        tick_kimg, ratio, jerk = min(ticks, key=lambda row: abs(row[0] - snapshot_kimg)) # The tick that wrote the snapshot.
-        print(f'{snapshot_kimg:8.3f}  {ratio:12.4f}  {jerk:8.4f}  {fvd:12.2f}' + ('' if abs(tick_kimg - snapshot_kimg) < 1e-6 else f'  (motion of kimg {tick_kimg:.3f})'))
-    plot(plot_path, ticks, fvds, metric, f'{os.path.basename(video_run)}: the README\'s small network on the demo data (32x32)')
+    print(f'\n{"kimg":>8s} {"ratio G_ema":>12s} {"ratio G":>10s} {"jerk":>7s} {"|mask| G":>9s} {"|mask| G_ema":>12s} {metric:>10s}')
+    for row in rows:
+        print(f'{row.kimg:8.3f} {row.ratio:12.5f} {row.ratio_G:10.5f} {row.jerk:7.4f} {row.mask_G:9.5f} {row.mask_G_ema:12.6f} {row.fvd:10.2f}')
+    plot(plot_path, ticks, rows, metric, f'{os.path.basename(video_run)}: the README\'s small network on the demo data (32x32)')
     print(f'\nWrote {plot_path}')
 
 #----------------------------------------------------------------------------

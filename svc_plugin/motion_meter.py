@@ -35,11 +35,11 @@ class MotionMeter:
         dataset_kwargs,             # Its constructor kwargs, for the labels of the jerk videos.
         z_dim,                      # Generator's content code size.
         device,                     # Where G_ema runs.
-        videos          = 8,        # Generated clips per measurement: the first cells of the preview grid.
-        frames          = 8,        # Consecutive frames per clip, generated and real.
+        videos          = 4,        # Generated clips per measurement: the first cells of the preview grid.
+        frames          = 4,        # Consecutive frames per clip, generated and real.
         real_videos     = 64,       # Real clips (at most one per video) for the real side.
-        jerk_videos     = 8,        # Videos of the key-frame jerk.
-        jerk_periods    = 2,        # Key-frame periods per jerk video.
+        jerk_videos     = 4,        # Videos of the key-frame jerk.
+        jerk_periods    = 1,        # Key-frame periods per jerk video.
         seed            = 0,        # Seed of every draw: the real clips, the labels, the jerk's motion seeds.
     ):
         self.frames = frames

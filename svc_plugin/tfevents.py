@@ -23,9 +23,11 @@ class EventsWriter:
         self.writer = SummaryWriter(run_dir, purge_step=None if purge_nimg is None else kimg_step(purge_nimg) + 1)
 
     def add_stats(self, stats, cur_nimg):
-        """The tick's training_stats (Collector.as_dict(): name -> EasyDict(num, mean, std)): their means."""
+        """The tick's training_stats (Collector.as_dict(): name -> EasyDict(num, mean, std)): the means of those reported
+        in the tick (a name seen earlier in the process stays in the dict, empty)."""
         for name, value in stats.items():
-            self.add_scalar(name, value.mean, cur_nimg)
+            if value.num > 0:
+                self.add_scalar(name, value.mean, cur_nimg)
         self.flush()
 
     def add_metrics(self, results, cur_nimg):

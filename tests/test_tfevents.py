@@ -11,10 +11,10 @@ from tests.test_training_loop_ext import read_events
 
 #----------------------------------------------------------------------------
 
-def test_scalars_and_images_are_stepped_by_whole_kimg(tmp_path):
+def test_scalars_and_images_are_stepped_by_whole_kimg_and_empty_statistics_left_out(tmp_path):
     writer = tfevents.EventsWriter(str(tmp_path))
     writer.add_stats({'Loss/G/loss': dnnlib.EasyDict(num=4, mean=0.5, std=0.1), 'Progress/kimg': dnnlib.EasyDict(num=1, mean=1.999, std=0)}, 1999)
-    writer.add_stats({'Loss/G/loss': dnnlib.EasyDict(num=4, mean=0.25, std=0.1)}, 2000)
+    writer.add_stats({'Loss/G/loss': dnnlib.EasyDict(num=4, mean=0.25, std=0.1), 'Progress/kimg': dnnlib.EasyDict(num=0, mean=float('nan'), std=float('nan'))}, 2000)
     writer.add_metrics({'fvd16': {'fvd16': 123.5}, 'jerk_kf': {'jerk_kf': 0.03}}, 2000)
     image = np.zeros([16, 48, 1], dtype=np.uint8)
     image[:, 16:32] = 255

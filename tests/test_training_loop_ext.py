@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -365,7 +366,7 @@ def test_ada_moves_p_per_clip_in_a_video_stage(tmp_path, data_zip):
 @pytest.fixture(scope='module')
 def metered_runs(tmp_path_factory, data_zip):
     """Run directories {meter videos: run dir} of one tiny video stage with the motion meter on (2 videos) and off:
-    2 steps from kimg 0.991 (ticks at 0.997 and 1.003), a snapshot with jerk_kf and previews at each tick."""
+    2 steps from kimg 0.991 (ticks at 0.997 and 1.003), previews at the start and the end, a snapshot with jerk_kf at the end."""
     run_dirs = {}
     for videos in (2, 0):
         run_dirs[videos] = str(tmp_path_factory.mktemp(f'meter{videos}'))
@@ -387,9 +388,10 @@ def test_a_run_with_the_motion_meter_ends_with_the_weights_of_a_run_without_it(m
 def test_the_motion_meter_reports_every_tick_in_stats_and_on_the_console(metered_runs):
     ticks = [json.loads(line) for line in open(os.path.join(metered_runs[2], 'stats.jsonl'))]
     assert len(ticks) == 2 and all(tick['Motion/ratio']['mean'] >= 0 and tick['Motion/jerk']['mean'] > 0 for tick in ticks)
-    assert ticks[0]['Motion/ratio']['mean'] == 0 # Still videos: a fresh video generator's motion mask is zero.
-    assert 'Motion/ratio' not in open(os.path.join(metered_runs[0], 'stats.jsonl')).readline()
-    assert open(os.path.join(metered_runs[2], 'log.txt')).read().count('  motion 0.000  jerk ') >= 1
+    assert ticks[0]['Motion/ratio']['mean'] < 0.01 # Near-still videos: one step after a fresh video generator, whose motion mask is zero.
+    plain_ticks = [json.loads(line) for line in open(os.path.join(metered_runs[0], 'stats.jsonl'))]
+    assert all(tick.get('Motion/ratio', dict(num=0))['num'] == 0 for tick in plain_ticks) # Names reported earlier in the process stay, empty.
+    assert len(re.findall(r'  motion \d+\.\d{3} +jerk \d+\.\d{3}\n', open(os.path.join(metered_runs[2], 'log.txt')).read())) == 2
 
 def read_events(run_dir):
     """{tag: [(step, value)]} of the scalars and {tag: [step]} of the images in a run's TensorBoard events."""
@@ -406,12 +408,12 @@ def test_tensorboard_events_hold_every_tick_statistic_metric_and_preview_at_whol
     expected = {} # {tag: [(step, value)]}: the ticks at kimg 0.997 and 1.003 are steps 0 and 1.
     for step, tick in enumerate(ticks):
         for name, value in tick.items():
-            if name != 'timestamp':
-                expected.setdefault(name, []).append((step, pytest.approx(value['mean'], nan_ok=True)))
-    assert scalars.pop('Metrics/jerk_kf') and scalars == expected
+            if name != 'timestamp' and value['num'] > 0:
+                expected.setdefault(name, []).append((step, pytest.approx(value['mean'])))
     metric = [json.loads(line)['results']['jerk_kf'] for line in open(os.path.join(metered_runs[2], 'metric-jerk_kf.jsonl'))]
-    assert scalars['Metrics/jerk_kf'] == [(0, pytest.approx(metric[0])), (1, pytest.approx(metric[1]))]
-    assert images == {'Previews/fakes': [(0, 4 * 32, 1 * 32)] * 2 + [(1, 4 * 32, 1 * 32)]} # _init and kimg 0.997, then 1.003: 1 video x 4 frames.
+    assert scalars.pop('Metrics/jerk_kf') == [(1, pytest.approx(metric[0]))] and len(metric) == 1 # The one snapshot, at the end.
+    assert scalars == expected
+    assert images == {'Previews/fakes': [(0, 4 * 32, 1 * 32), (1, 4 * 32, 1 * 32)]} # At the start (kimg 0.991) and the end: 1 video x 4 frames.
 
 def test_first_frames_view_feeds_the_upstream_image_grid(data_zip):
     dataset = VideoFramesFolderDataset(data_zip, frames=1)
