@@ -32,7 +32,7 @@ from metrics import metric_main # pylint: disable=wrong-import-position
 from svc_plugin import checkpoint # pylint: disable=wrong-import-position
 from svc_plugin import motion_meter # pylint: disable=wrong-import-position
 from svc_plugin import runs # pylint: disable=wrong-import-position
-from svc_plugin.metrics import video_metrics # pylint: disable=wrong-import-position,unused-import # Registers fvd<videos>_<frames>f.
+from svc_plugin.metrics import video_metrics # pylint: disable=wrong-import-position
 
 SMALL_NETWORK = ['--cfg=stylegan3-t', '--data=demo', '--batch=8', '--cbase=2048', '--cmax=64', '--metrics=none']
 
@@ -99,25 +99,27 @@ def plot(path, ticks, rows, metric, title):
 @click.option('--snap',         help='Ticks per snapshot of the video stage (an FVD each; snapshots are named by whole kimg)', metavar='TICKS', type=int, default=4, show_default=True)
 @click.option('--metric',       help='FVD of the snapshots (the demo data has 16 videos of 64 frames)', default='fvd16_16f', show_default=True)
 @click.option('--plot',         'plot_path', help='PNG to write', metavar='PNG', default='learn_motion.png', show_default=True)
-@click.option('--video-run',    help='Evaluate this finished video run instead of training', metavar='DIR')
-def main(outdir, image_kimg, kimg, tick, snap, metric, plot_path, video_run):
+@click.option('--video-run',    'video_runs', help='Evaluate this finished video run instead of training (repeat it for a run resumed in parts)', metavar='DIR', multiple=True)
+def main(outdir, image_kimg, kimg, tick, snap, metric, plot_path, video_runs):
     """Train both stages at a fixed budget, then report and plot how the video stage learns motion."""
-    if video_run is None:
+    if not video_metrics.is_valid_metric(metric): # Registers names of the form fvd<videos>_<frames>f.
+        raise click.BadParameter(f'unknown metric {metric!r}', param_hint='--metric')
+    if len(video_runs) == 0:
         image_run = train([*SMALL_NETWORK, '--stage=image', f'--kimg={image_kimg}', f'--tick={tick}', f'--snap={snap}'], outdir)
-        video_run = train([*SMALL_NETWORK, '--stage=video', f'--resume={snapshots(image_run)[-1]}', f'--kimg={kimg}', f'--tick={tick}', f'--snap={snap}'], outdir)
-    with open(os.path.join(video_run, 'training_options.json')) as f:
+        video_runs = [train([*SMALL_NETWORK, '--stage=video', f'--resume={snapshots(image_run)[-1]}', f'--kimg={kimg}', f'--tick={tick}', f'--snap={snap}'], outdir)]
+    with open(os.path.join(video_runs[0], 'training_options.json')) as f:
         video_options = json.load(f)['video'] # {stage: training_loop kwargs}
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     training_set = dnnlib.util.construct_class_by_name(**video_options['training_set_kwargs'])
     meter = motion_meter.MotionMeter(training_set, video_options['training_set_kwargs'], video_options['G_kwargs']['z_dim'], device,
         seed=video_options['random_seed'])
     starts = [video_options['resume_pkl']] if video_options.get('resume_pkl') else []
-    rows = [evaluate_snapshot(pkl, video_options, meter, metric, device) for pkl in starts + snapshots(video_run)]
-    ticks = motion_per_tick(video_run)
+    rows = [evaluate_snapshot(pkl, video_options, meter, metric, device) for pkl in starts + sum((snapshots(run) for run in video_runs), [])]
+    ticks = sum((motion_per_tick(run) for run in video_runs), [])
     print(f'\n{"kimg":>8s} {"ratio G_ema":>12s} {"ratio G":>10s} {"jerk":>7s} {"|mask| G":>9s} {"|mask| G_ema":>12s} {metric:>10s}')
     for row in rows:
         print(f'{row.kimg:8.3f} {row.ratio:12.5f} {row.ratio_G:10.5f} {row.jerk:7.4f} {row.mask_G:9.5f} {row.mask_G_ema:12.6f} {row.fvd:10.2f}')
-    plot(plot_path, ticks, rows, metric, f'{os.path.basename(video_run)}: the README\'s small network on the demo data (32x32)')
+    plot(plot_path, ticks, rows, metric, f'{" + ".join(map(os.path.basename, video_runs))}: the README\'s small network on the demo data (32x32)')
     print(f'\nWrote {plot_path}')
 
 #----------------------------------------------------------------------------
