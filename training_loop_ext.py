@@ -30,8 +30,10 @@ from svc_plugin import checkpoint
 from svc_plugin import dataset
 from svc_plugin import distributed
 from svc_plugin import fileio
+from svc_plugin import motion_meter
 from svc_plugin import previews
 from svc_plugin import runs
+from svc_plugin import tfevents
 from svc_plugin import training_state
 from svc_plugin.metrics import video_metrics # Registers FVD, FID over frames and smoothness with metric_main.
 
@@ -285,6 +287,13 @@ def report_tick(cur_tick, cur_nimg, end_nimg, tick_nimg, tick_sec, total_sec, ma
     training_stats.report0('Timing/total_days', total_sec / 86400)
     return '  '.join(f'{label} {show(training_stats.report0(name, value))}' for label, name, value, show in fields)
 
+def report_motion(meter, G_ema):
+    """Report the motion meter's Motion/* statistics (rank 0's) and Timing/motion_meter_sec; return its part of the console line."""
+    began = time.time()
+    values = meter.measure(G_ema)
+    training_stats.report0('Timing/motion_meter_sec', time.time() - began)
+    return f"  motion {training_stats.report0('Motion/ratio', values['Motion/ratio']):<6.3f}  jerk {training_stats.report0('Motion/jerk', values['Motion/jerk']):.3f}"
+
 #----------------------------------------------------------------------------
 # Snapshot writing and metrics.
 
@@ -326,7 +335,7 @@ def evaluate_metrics(metrics, snapshot, snapshot_pkl, run_dir, num_gpus, rank, d
 
 def save_snapshot(run_dir, progress, trainer, training_set_kwargs, fps, metrics, export_safe, num_gpus, rank, device):
     """Write network-snapshot-<kimg>.pkl with its training state (rank 0) and, with export_safe, its weights-only twin .pt,
-    evaluate the metrics on it (every rank) and keep best-<metric>.pkl. Returns EasyDict(snapshot_pkl, cur_nimg)."""
+    evaluate the metrics on it (every rank) and keep best-<metric>.pkl. Returns EasyDict(snapshot_pkl, cur_nimg, metrics)."""
     snapshot = snapshot_dict(trainer.G, trainer.D, trainer.G_ema, trainer.augment_pipe, training_set_kwargs, fps, num_gpus)
     snapshot_pkl = runs.snapshot_pkl_path(run_dir, progress.cur_nimg)
     snapshot_bytes = pickle.dumps(snapshot)
@@ -337,6 +346,7 @@ def save_snapshot(run_dir, progress, trainer, training_set_kwargs, fps, metrics,
         runs.write_snapshot(snapshot_pkl, snapshot_bytes, state)
         if export_safe:
             write_weights_only(snapshot_pkl, snapshot)
+    results = {}
     if len(metrics) > 0:
         if rank == 0:
             print('Evaluating metrics...')
@@ -349,7 +359,7 @@ def save_snapshot(run_dir, progress, trainer, training_set_kwargs, fps, metrics,
             if rank == 0:
                 fileio.write_bytes_atomically(progress.best['path'], snapshot_bytes, hint=runs.RESUME_HINT)
                 fileio.replace_atomically(runs.state_path_of(snapshot_pkl), fileio.torch_writer(dict(state, best=progress.best)), hint=runs.RESUME_HINT)
-    return dnnlib.EasyDict(snapshot_pkl=snapshot_pkl, cur_nimg=progress.cur_nimg)
+    return dnnlib.EasyDict(snapshot_pkl=snapshot_pkl, cur_nimg=progress.cur_nimg, metrics=results)
 
 def metric_value(results, metric):
     """The number that ranks snapshots for `metric`: its result of the same name, else its only result."""
@@ -398,6 +408,7 @@ def training_loop(
     preview_frames          = 32,       # Frames of the preview videos.
     preview_grid            = None,     # Columns x rows of the previews, None = 16 x 8 images at most (image stage), 4 x 2 videos.
     export_safe             = False,    # Also write each snapshot as a weights-only checkpoint network-snapshot-<kimg>.pt.
+    motion_meter_videos     = 4,        # Video stage: G_ema clips of the motion meter at every tick (Motion/*), 0 = off.
 ):
     """Train one stage; returns EasyDict(snapshot_pkl, cur_nimg) of its last snapshot and its best so far (best)."""
     start_time = time.time()
@@ -454,12 +465,15 @@ def training_loop(
     fresh_start = (cur_nimg == 0)
 
     # Outputs: the real data and the starting point, then a stats line per tick.
-    previewer = None
+    previewer = events = None
     if rank == 0:
+        events = tfevents.EventsWriter(run_dir, purge_nimg=cur_nimg if state is not None else None)
         print('Exporting previews...')
         previewer = previews.Previews(run_dir, training_set, G.z_dim, frames, preview_grid or ((4, 2) if frames > 1 else (16, 8)), preview_frames, batch_gpu, random_seed, device)
         previewer.save_reals(training_set)
-        previewer.save(G_ema, '_init')
+        events.add_image('Previews/fakes', previewer.save(G_ema, '_init'), cur_nimg)
+    meter = motion_meter.MotionMeter(training_set, training_set_kwargs, G.z_dim, device, videos=motion_meter_videos, seed=random_seed) \
+        if (frames > 1 and motion_meter_videos > 0) else None
     tick_stats = training_stats.Collector(regex='.*')
     tick_stats.update() # Forget what an earlier stage in this process reported.
     last = dnnlib.EasyDict(snapshot_pkl=resume_pkl, cur_nimg=cur_nimg)
@@ -487,12 +501,15 @@ def training_loop(
         tick.ended = time.time()
         status = report_tick(cur_tick, cur_nimg, end_nimg, cur_nimg - tick.first_nimg, tick.ended - tick.began,
             tick.ended - start_time, tick.maintenance_sec, augment_pipe, device)
+        if meter is not None:
+            status += report_motion(meter, G_ema)
         if rank == 0:
             print(status)
         tick_stats.update()
         stats = tick_stats.as_dict()
         if rank == 0:
             fileio.append_jsonl(os.path.join(run_dir, 'stats.jsonl'), dict(stats, timestamp=time.time()))
+            events.add_stats(stats, cur_nimg)
         bad = find_non_finite(stats, dict(G=G, D=D, G_ema=G_ema))
         if bad is not None:
             raise TrainingStopped(f'{bad} is NaN/Inf at tick {cur_tick} (kimg {cur_nimg / 1000:.3f}): stopped without writing a snapshot. '
@@ -500,7 +517,7 @@ def training_loop(
 
         first_tick = (cur_tick == 0 and fresh_start)
         if rank == 0 and image_snapshot_ticks is not None and (done or first_tick or (cur_tick > 0 and cur_tick % image_snapshot_ticks == 0)):
-            previewer.save(G_ema, f'{cur_nimg // 1000:06d}')
+            events.add_image('Previews/fakes', previewer.save(G_ema, f'{cur_nimg // 1000:06d}'), cur_nimg)
         snapshot_due = done or first_tick or (network_snapshot_ticks is not None and cur_tick > 0 and cur_tick % network_snapshot_ticks == 0)
         if snapshot_due and not done and runs.replaces_previous_stage_snapshot(run_dir, cur_nimg, resume_pkl, progress.stage_start_nimg):
             snapshot_due = False # The previous stage's result stays; this stage's next snapshot gets a name of its own.
@@ -509,6 +526,8 @@ def training_loop(
         if snapshot_due:
             progress.cur_nimg, progress.cur_tick, progress.batch_idx = cur_nimg, cur_tick, batch_idx
             last = save_snapshot(run_dir, progress, trainer, training_set_kwargs, training_set.fps, metrics, export_safe, num_gpus, rank, device)
+            if rank == 0:
+                events.add_metrics(last.metrics, cur_nimg)
 
         cur_tick += 1
         now = time.time()
@@ -517,6 +536,7 @@ def training_loop(
             break
 
     if rank == 0:
+        events.close()
         print('\nExiting...')
     return dnnlib.EasyDict(last, best=progress.best)
 

@@ -4,6 +4,7 @@ of videos (video stage), of the real data and of G_ema at snapshots."""
 import os
 
 import numpy as np
+import PIL.Image
 import torch
 
 from training.training_loop import save_image_grid
@@ -28,11 +29,10 @@ class Previews:
         self.fps = training_set.fps or video_io.DEFAULT_FPS
         if self.video:
             self.grid = grid
-            labels = np.stack([training_set.get_label(i) for i in np.random.RandomState(random_seed).randint(len(training_set), size=grid[0] * grid[1])])
+            self.z, self.c = video_inputs(training_set, z_dim, grid[0] * grid[1], random_seed, device)
         else:
             self.grid, self.reals, labels = cropped_image_grid(training_set, grid, random_seed)
-        self.c = torch.from_numpy(labels).to(device)
-        self.z = torch.from_numpy(np.stack([np.random.RandomState(seed).randn(z_dim) for seed in range(len(labels))])).to(device, torch.float32)
+            self.z, self.c = seeded_latents(z_dim, len(labels), device), torch.from_numpy(labels).to(device)
 
     def save_reals(self, training_set):
         if self.video:
@@ -41,13 +41,49 @@ class Previews:
             save_png_grid(self.reals, os.path.join(self.run_dir, 'reals.png'), [0, 255], self.grid)
 
     def save(self, G_ema, name):
-        """fakes<name>.mp4 (video stage) or fakes<name>.png (image stage)."""
+        """fakes<name>.mp4 (video stage) or fakes<name>.png (image stage). Returns a still of it for TensorBoard,
+        uint8 [H, W, C] at most THUMBNAIL_SIZE wide: a strip of frames per video (video stage), the grid (image stage)."""
         if self.video:
-            save_preview_video(os.path.join(self.run_dir, f'fakes{name}.mp4'), G_ema, self.z, self.c, self.num_frames, self.grid, self.fps)
-            return
+            strips = save_preview_video(os.path.join(self.run_dir, f'fakes{name}.mp4'), G_ema, self.z, self.c, self.num_frames, self.grid, self.fps)
+            return thumbnail(frame_strips(strips))
         with torch.no_grad():
             images = [G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(self.z.split(self.batch_gpu), self.c.split(self.batch_gpu))]
-        save_png_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, f'fakes{name}.png'), [-1, 1], self.grid)
+        images = torch.cat(images)
+        save_png_grid(images.numpy(), os.path.join(self.run_dir, f'fakes{name}.png'), [-1, 1], self.grid)
+        return thumbnail(video_io.tile_clips(video_io.to_uint8(images).unsqueeze(1), self.grid)[0])
+
+#----------------------------------------------------------------------------
+# Fixed inputs.
+
+def seeded_latents(z_dim, count, device):
+    """z [count, z_dim] of cells 0..count-1, cell i drawn from RandomState(i): the same z whatever the grid size."""
+    return torch.from_numpy(np.stack([np.random.RandomState(seed).randn(z_dim) for seed in range(count)])).to(device, torch.float32)
+
+def video_inputs(training_set, z_dim, count, random_seed, device):
+    """(z [count, z_dim], c [count, c_dim]) of the first `count` preview videos: seeded z, labels of clips drawn from
+    RandomState(random_seed)."""
+    labels = np.stack([training_set.get_label(i) for i in np.random.RandomState(random_seed).randint(len(training_set), size=count)])
+    return seeded_latents(z_dim, count, device), torch.from_numpy(labels).to(device)
+
+#----------------------------------------------------------------------------
+# Stills for TensorBoard.
+
+THUMBNAIL_SIZE  = 1024  # Widest still, in pixels: a run's events file stays small.
+STRIP_FRAMES    = 8     # Frames per video in a strip.
+
+def frame_strips(strips):
+    """uint8 [videos, frames, C, H, W] -> [videos * H, frames * W, C]: one row of frames per video."""
+    V, F = strips.shape[:2]
+    return video_io.tile_clips(strips.reshape(V * F, 1, *strips.shape[2:]), (F, V))[0]
+
+def thumbnail(image):
+    """uint8 [H, W, C] scaled down (box filter) to at most THUMBNAIL_SIZE wide."""
+    height, width, channels = image.shape
+    if width <= THUMBNAIL_SIZE:
+        return image
+    size = (THUMBNAIL_SIZE, max(round(height * THUMBNAIL_SIZE / width), 1))
+    small = PIL.Image.fromarray(image[:, :, 0] if channels == 1 else image).resize(size, PIL.Image.BOX)
+    return np.asarray(small).reshape(size[1], size[0], channels)
 
 #----------------------------------------------------------------------------
 # Image grids.
@@ -83,12 +119,17 @@ def save_png_grid(images, path, drange, grid):
 
 def save_preview_video(path, G_ema, z, c, num_frames, grid, fps, frames_per_call=16):
     """mp4 grid of G_ema's videos at t = 0, 1, 2, ...; the motion noise of video i is seeded by i, so chunks in time
-    join seamlessly."""
+    join seamlessly. Returns STRIP_FRAMES frames of each video evenly spaced in time, uint8 [videos, frames, C, H, W]."""
     t = torch.arange(num_frames, dtype=torch.float32) # [frames]
+    kept = set(np.linspace(0, num_frames - 1, STRIP_FRAMES).round().astype(int).tolist())
     chunks = video_io.render_video_chunks(G_ema, z, c, t, list(range(z.shape[0])), frames_per_call, noise_mode='const')
+    strips = []
     with video_io.Mp4Writer(path, fps=fps) as writer:
-        for clips in chunks: # [videos, frames, C, H, W]
-            writer.write(video_io.tile_clips(video_io.to_uint8(clips).cpu(), grid))
+        for first, clips in zip(range(0, num_frames, frames_per_call), chunks): # [videos, frames, C, H, W]
+            clips = video_io.to_uint8(clips).cpu()
+            writer.write(video_io.tile_clips(clips, grid))
+            strips += [clips[:, i - first] for i in range(first, first + clips.shape[1]) if i in kept]
+    return torch.stack(strips, dim=1)
 
 def save_reals_video(path, training_set, num_frames, grid, fps):
     """mp4 grid of the first frames of the first videos of the dataset (looped when shorter), to compare with previews."""

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from svc_plugin import distributed
 from svc_plugin import previews
 from svc_plugin import runs
 from svc_plugin import training_state
+from svc_plugin.metrics import smoothness
 from svc_plugin.dataset import ResumableClipSampler, VideoFramesFolderDataset, generator_times, open_clip_stream
 from training import loss as upstream_loss
 from training import networks_stylegan2
@@ -369,14 +371,18 @@ def test_video_g_and_g_ema_from_an_image_snapshot_share_their_new_weights_and_ke
     assert all(torch.equal(video[name], tensors(G)[name]) and torch.equal(video_ema[name], tensors(G_ema)[name]) for name in image_names)
     assert not torch.equal(video['synthesis.input.weight'], video_ema['synthesis.input.weight']) # Each its own source's.
 
-def test_ada_moves_p_per_clip_in_a_video_stage(tmp_path, data_zip):
-    stage = tiny_image_stage(data_zip, frames=3, total_kimg=0.012, image_snapshot_ticks=None, # 2 steps of 2 clips = 6 frames.
+def tiny_video_stage(data_zip, **overrides):
+    """training_loop kwargs of a 32x32 video stage of 3-frame clips, networks as tiny_image_stage's; 6 frames per step."""
+    return tiny_image_stage(data_zip, frames=3,
         training_set_kwargs=dict(class_name='svc_plugin.dataset.VideoFramesFolderDataset', path=data_zip, frames=3, resolution=32),
         G_kwargs=dict(class_name='svc_plugin.networks.VideoGenerator', z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=1),
             channel_base=1024, channel_max=16, motion_kwargs=dict(z_dim=8, v_dim=8, motion_z_distance=4)),
         D_kwargs=dict(class_name='svc_plugin.discriminator.VideoDiscriminator', channel_base=1024, channel_max=16, fuse_res=16,
             epilogue_kwargs=dict(mbstd_group_size=2)),
-        loss_kwargs=dict(class_name='svc_plugin.loss.VideoLoss', r1_gamma=0.01),
+        loss_kwargs=dict(class_name='svc_plugin.loss.VideoLoss', r1_gamma=0.01), **overrides)
+
+def test_ada_moves_p_per_clip_in_a_video_stage(tmp_path, data_zip):
+    stage = tiny_video_stage(data_zip, total_kimg=0.012, image_snapshot_ticks=None, # 2 steps of 2 clips = 6 frames.
         augment_kwargs=dict(class_name='training.augment.AugmentPipe', xflip=1),
         ada_target=-2, ada_interval=1, ada_kimg=0.01) # Every sign exceeds the target: p rises at every step.
     os.makedirs(tmp_path / 'run')
@@ -385,6 +391,63 @@ def test_ada_moves_p_per_clip_in_a_video_stage(tmp_path, data_zip):
     with open(tmp_path / 'run' / snapshot_pkl, 'rb') as f:
         p = float(pickle.load(f)['augment_pipe'].p)
     assert p == pytest.approx(2 * 2 / 10) # 2 steps x 2 clips / 10 clips per unit of p; per frame it would be 3x that.
+
+#----------------------------------------------------------------------------
+# Watching a run: the motion meter and TensorBoard events.
+
+@pytest.fixture(scope='module')
+def metered_runs(tmp_path_factory, data_zip):
+    """Run directories {meter videos: run dir} of one tiny video stage with the motion meter on (2 videos) and off:
+    2 steps from kimg 0.991 (ticks at 0.997 and 1.003), previews at the start and the end, a snapshot with jerk_kf at the end."""
+    run_dirs = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(smoothness, 'JERK_VIDEOS', 8) # A cheap metric.
+        for videos in (2, 0):
+            run_dirs[videos] = str(tmp_path_factory.mktemp(f'meter{videos}'))
+            stage = tiny_video_stage(data_zip, resume_kimg=0.991, total_kimg=0.012, kimg_per_tick=0.006, metrics=['jerk_kf'], preview_frames=4,
+                motion_meter_videos=videos)
+            training_loop_ext.launch([stage], 1, lambda run_dir=run_dirs[videos]: run_dir)
+    return run_dirs
+
+def last_snapshot(run_dir):
+    with open(runs.snapshot_pkl_path(run_dir, 1003), 'rb') as f:
+        return pickle.load(f)
+
+def test_a_run_with_the_motion_meter_ends_with_the_weights_of_a_run_without_it(metered_runs):
+    metered, plain = last_snapshot(metered_runs[2]), last_snapshot(metered_runs[0])
+    for name in ('G', 'D', 'G_ema'):
+        plain_tensors = dict(misc.named_params_and_buffers(plain[name]))
+        assert all(torch.equal(tensor, plain_tensors[key]) for key, tensor in misc.named_params_and_buffers(metered[name])), name
+
+def test_the_motion_meter_reports_every_tick_in_stats_and_on_the_console(metered_runs):
+    ticks = [json.loads(line) for line in open(os.path.join(metered_runs[2], 'stats.jsonl'))]
+    assert len(ticks) == 2 and all(tick['Motion/ratio']['mean'] >= 0 and tick['Motion/jerk']['mean'] > 0 for tick in ticks)
+    assert ticks[0]['Motion/ratio']['mean'] < 0.01 # Near-still videos: one step after a fresh video generator, whose motion mask is zero.
+    plain_ticks = [json.loads(line) for line in open(os.path.join(metered_runs[0], 'stats.jsonl'))]
+    assert all(tick.get('Motion/ratio', dict(num=0))['num'] == 0 for tick in plain_ticks) # Names reported earlier in the process stay, empty.
+    assert len(re.findall(r'  motion \d+\.\d{3} +jerk \d+\.\d{3}\n', open(os.path.join(metered_runs[2], 'log.txt')).read())) == 2
+
+def read_events(run_dir):
+    """{tag: [(step, value)]} of the scalars and {tag: [step]} of the images in a run's TensorBoard events."""
+    from tensorboard.backend.event_processing import event_accumulator # pylint: disable=import-outside-toplevel
+    events = event_accumulator.EventAccumulator(run_dir, size_guidance={event_accumulator.SCALARS: 0, event_accumulator.IMAGES: 0})
+    events.Reload()
+    scalars = {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()['scalars']}
+    images = {tag: [(event.step, event.width, event.height) for event in events.Images(tag)] for tag in events.Tags()['images']}
+    return scalars, images
+
+def test_tensorboard_events_hold_every_tick_statistic_metric_and_preview_at_whole_kimg_steps(metered_runs):
+    scalars, images = read_events(metered_runs[2])
+    ticks = [json.loads(line) for line in open(os.path.join(metered_runs[2], 'stats.jsonl'))]
+    expected = {} # {tag: [(step, value)]}: the ticks at kimg 0.997 and 1.003 are steps 0 and 1.
+    for step, tick in enumerate(ticks):
+        for name, value in tick.items():
+            if name != 'timestamp' and value['num'] > 0:
+                expected.setdefault(name, []).append((step, pytest.approx(value['mean'])))
+    metric = [json.loads(line)['results']['jerk_kf'] for line in open(os.path.join(metered_runs[2], 'metric-jerk_kf.jsonl'))]
+    assert scalars.pop('Metrics/jerk_kf') == [(1, pytest.approx(metric[0]))] and len(metric) == 1 # The one snapshot, at the end.
+    assert scalars == expected
+    assert images == {'Previews/fakes': [(0, 4 * 32, 1 * 32), (1, 4 * 32, 1 * 32)]} # At the start (kimg 0.991) and the end: 1 video x 4 frames.
 
 def test_first_frames_view_feeds_the_upstream_image_grid(data_zip):
     dataset = VideoFramesFolderDataset(data_zip, frames=1)
