@@ -62,6 +62,7 @@ def evaluate_snapshot(snapshot_pkl, video_options, meter, metric, device):
     G, _D, G_ema = training_loop_ext.networks_from_snapshot(checkpoint.load_network(snapshot_pkl), video_options['G_kwargs'], video_options['D_kwargs'])
     G, G_ema = G.eval().to(device), G_ema.eval().to(device)
     motion, motion_G = meter.measure(G_ema), meter.measure(G)
+    torch.manual_seed(0) # FVD draws its z from torch's RNG: the same videos' inputs for every snapshot.
     result = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=video_options['training_set_kwargs'], num_gpus=1, rank=0, device=device)
     return dnnlib.EasyDict(kimg=runs.load_training_state(snapshot_pkl)['cur_nimg'] / 1000, ratio=motion['Motion/ratio'], jerk=motion['Motion/jerk'],
         ratio_G=motion_G['Motion/ratio'], mask_G=float(G.synthesis.motion_mask.abs().mean()), mask_G_ema=float(G_ema.synthesis.motion_mask.abs().mean()),
@@ -119,7 +120,7 @@ def main(outdir, image_kimg, kimg, tick, snap, metric, plot_path, video_runs):
     print(f'\n{"kimg":>8s} {"ratio G_ema":>12s} {"ratio G":>10s} {"jerk":>7s} {"|mask| G":>9s} {"|mask| G_ema":>12s} {metric:>10s}')
     for row in rows:
         print(f'{row.kimg:8.3f} {row.ratio:12.5f} {row.ratio_G:10.5f} {row.jerk:7.4f} {row.mask_G:9.5f} {row.mask_G_ema:12.6f} {row.fvd:10.2f}')
-    plot(plot_path, ticks, rows, metric, f'{" + ".join(map(os.path.basename, video_runs))}: the README\'s small network on the demo data (32x32)')
+    plot(plot_path, ticks, rows, metric, 'Video stage of the README\'s small network on the demo data (32x32), batch 8 clips of 3 frames')
     print(f'\nWrote {plot_path}')
 
 #----------------------------------------------------------------------------
