@@ -14,6 +14,7 @@ prints one line per module (killed / mutants, survivors, not reached by the test
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -116,9 +117,14 @@ def main():
     for module in args.modules:
         if not os.path.isfile(os.path.join(ROOT, module)):
             sys.exit(f'error: no module file {module}')
+    if importlib.util.find_spec('mutmut') is None:
+        sys.exit('error: mutmut is not installed; pip install mutmut==3.8.1')
     for module in args.modules:
         tests = args.tests or tests_of(module)
         results = mutate(module, tests, args.jobs, args.functions)
+        failure = next((outcome for outcome in results if outcome.startswith('mutmut failed')), None)
+        if failure:
+            sys.exit(f'error: {module}: {failure}')
         total = sum(len(names) for names in results.values())
         killed = len(results.get('killed', [])) + len(results.get('timeout', []))
         print(f'{module}: {killed}/{total} killed ({100 * killed / max(total, 1):.0f}%), {len(results.get("survived", []))} survived, '
