@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import imageio.v3 as iio
 import imageio_ffmpeg
+import click
 import numpy as np
 import pytest
 import torch
@@ -320,6 +321,22 @@ def test_parse_range_accepts_upstream_seed_lists():
     assert gen_video.parse_range('0,1,4-6') == [0, 1, 4, 5, 6]
     assert gen_video.parse_range(' 7 ') == [7]
     assert video_io.parse_grid('4x2') == (4, 2)
+
+def test_bad_seed_lists_and_grids_say_what_was_wrong():
+    with pytest.raises(click.BadParameter) as error:
+        gen_video.parse_range('0,a')
+    assert error.value.message == 'expected comma-separated integers or ranges like 0,1,4-6, got "0,a"'
+    with pytest.raises(click.BadParameter) as error:
+        gen_video.parse_range('5-3')
+    assert error.value.message == '"5-3" is an empty range'
+    with pytest.raises(click.BadParameter) as error:
+        gen_video.plan_outputs(seeds=[0, 1, 2], motion_seeds=None, grid=(2, 2), decompose=False)
+    assert (error.value.message, error.value.param_hint) == ('a 2x2 grid holds 4 videos, but the seeds give 3', '--grid')
+
+def test_default_seeds_fill_the_grid_or_four_rows_of_a_decomposition():
+    assert gen_video.default_seeds(grid=None, motion_seeds=[5], decompose=True) == [0, 1, 2, 3]
+    assert gen_video.default_seeds(grid=(3, 2), motion_seeds=None, decompose=False) == [0, 1, 2, 3, 4, 5]
+    assert gen_video.default_seeds(grid=(3, 2), motion_seeds=[1], decompose=False) == [0]
 
 #----------------------------------------------------------------------------
 
