@@ -330,8 +330,8 @@ def test_bad_seed_lists_and_grids_say_what_was_wrong():
         gen_video.parse_range('5-3')
     assert error.value.message == '"5-3" is an empty range'
     with pytest.raises(click.BadParameter) as error:
-        gen_video.plan_outputs(seeds=[0, 1, 2], motion_seeds=None, grid=(2, 2), decompose=False)
-    assert (error.value.message, error.value.param_hint) == ('a 2x2 grid holds 4 videos, but the seeds give 3', '--grid')
+        gen_video.plan_outputs(seeds=[0, 1, 2, 3, 4], motion_seeds=None, grid=(3, 2), decompose=False)
+    assert (error.value.message, error.value.param_hint) == ('a 3x2 grid holds 6 videos, but the seeds give 5', '--grid')
 
 def test_default_seeds_fill_the_grid_or_four_rows_of_a_decomposition():
     assert gen_video.default_seeds(grid=None, motion_seeds=[5], decompose=True) == [0, 1, 2, 3]
