@@ -13,14 +13,12 @@ G_ema on a few fixed inputs at every tick of the video stage:
 Training's random streams are left alone: fixed inputs, seeded generators, and the global RNG states restored.
 """
 
-import contextlib
-import random
-
 import numpy as np
 import torch
 
 import dnnlib
 from svc_plugin import previews
+from svc_plugin import training_state
 from svc_plugin import video_io
 from svc_plugin.metrics import fvd
 from svc_plugin.metrics import smoothness
@@ -53,7 +51,7 @@ class MotionMeter:
         t = torch.arange(self.frames, dtype=torch.float32) # [frames]
         with torch.no_grad():
             (clips,) = video_io.render_video_chunks(G, self.z, self.c, t, list(range(self.z.shape[0])), self.frames, noise_mode='const')
-        with preserved_random_state(self.opts.device):
+        with training_state.random_streams_kept():
             torch.manual_seed(self.seed) # compute_key_frame_jerk draws its motion seeds from torch's global RNG.
             jerk = smoothness.compute_key_frame_jerk(dnnlib.EasyDict(self.opts, G=G), num_videos=self.jerk_videos, periods=self.jerk_periods)
         return {'Motion/ratio': mean_frame_change(clips) / max(self.real_speed, 1e-8), 'Motion/jerk': jerk}
@@ -73,16 +71,5 @@ def real_clips(training_set, videos, frames, seed):
         raise ValueError(f'the motion meter needs a video of at least {frames} frames')
     clips = np.stack([training_set.load_video_frames(int(v), f.tolist()) for v, f in zip(video_indices, frame_indices)])
     return torch.from_numpy(clips).to(torch.float32) / 127.5 - 1
-
-@contextlib.contextmanager
-def preserved_random_state(device):
-    """Run the body with torch's (CPU and `device`), numpy's and Python's global random states restored after it."""
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
-        try:
-            yield
-        finally:
-            np.random.set_state(numpy_state)
-            random.setstate(python_state)
 
 #----------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def seed_everything(seed):
     return np.random.RandomState(seed) # The loop's own stream: labels and frame times of generated clips.
 
 def capture_rng(rnd):
-    """This process's RNG states as tensors and plain numbers (torch.load(weights_only=True) reads them back)."""
+    """This process's RNG states (and the loop's `rnd`, unless None) as tensors and plain numbers (torch.load(weights_only=True) reads them back)."""
     def numpy_state(state):
         return dict(key=torch.from_numpy(state[1].astype(np.int64)), pos=int(state[2]), has_gauss=int(state[3]), gauss=float(state[4]))
     version, internal, gauss = random.getstate()
@@ -61,7 +61,7 @@ def capture_rng(rnd):
         torch=torch.get_rng_state(),
         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         numpy=numpy_state(np.random.get_state()),
-        loop=numpy_state(rnd.get_state()),
+        loop=None if rnd is None else numpy_state(rnd.get_state()),
         python=dict(version=version, internal=list(internal), gauss=gauss),
     )
 
@@ -72,12 +72,14 @@ def restore_rng(saved, rnd):
     if torch.cuda.is_available() and len(saved['cuda']) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(saved['cuda'])
     np.random.set_state(numpy_state(saved['numpy']))
-    rnd.set_state(numpy_state(saved['loop']))
+    if rnd is not None:
+        rnd.set_state(numpy_state(saved['loop']))
     random.setstate((saved['python']['version'], tuple(saved['python']['internal']), saved['python']['gauss']))
 
 @contextlib.contextmanager
-def random_streams_kept(rnd):
-    """Run a block (metrics, which draw from the global streams as upstream's do) and put every random stream back."""
+def random_streams_kept(rnd=None):
+    """Run a block (metrics, the motion meter: they draw from the global streams as upstream's do) and put every random
+    stream back, the loop's own `rnd` too if given."""
     saved = capture_rng(rnd)
     try:
         yield
